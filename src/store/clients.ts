@@ -1,0 +1,64 @@
+import type { Kysely } from 'kysely';
+import type { ClientInformation, ClientMetadata } from '../oauth/client-metadata.js';
+import type { Schema } from './schema.js';
+
+/** A registered client as stored: its RFC 7591 information plus when it was last used. */
+export interface ClientRecord extends ClientInformation {
+  /** Last successful authorization (seconds), or null if it never completed one. */
+  last_used_at: number | null;
+}
+
+/** Registered OAuth clients (RFC 7591). */
+export class ClientRepository {
+  constructor(private readonly db: Kysely<Schema>) {}
+
+  async insert(client: ClientInformation): Promise<void> {
+    const { client_id, client_id_issued_at, ...metadata } = client;
+    await this.db
+      .insertInto('oauth_clients')
+      .values({ client_id, issued_at: client_id_issued_at, metadata: JSON.stringify(metadata), last_used_at: null })
+      .execute();
+  }
+
+  async find(clientId: string): Promise<ClientRecord | undefined> {
+    const row = await this.db.selectFrom('oauth_clients').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  /** All clients, oldest first. */
+  async list(): Promise<ClientRecord[]> {
+    const rows = await this.db.selectFrom('oauth_clients').selectAll().orderBy('issued_at').orderBy('client_id').execute();
+    return rows.map(toRecord);
+  }
+
+  /** Returns whether a client was deleted. */
+  async delete(clientId: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  /** Records a successful authorization; a used client is never swept as unused. */
+  async markUsed(clientId: string, at: number): Promise<void> {
+    await this.db.updateTable('oauth_clients').set({ last_used_at: at }).where('client_id', '=', clientId).execute();
+  }
+
+  /** Deletes clients issued before `cutoff` that never completed an authorization. */
+  async deleteUnusedIssuedBefore(cutoff: number): Promise<number> {
+    const result = await this.db
+      .deleteFrom('oauth_clients')
+      .where('last_used_at', 'is', null)
+      .where('issued_at', '<', cutoff)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+}
+
+function toRecord(row: { client_id: string; metadata: string; issued_at: number; last_used_at: number | null }): ClientRecord {
+  const metadata = JSON.parse(row.metadata) as ClientMetadata;
+  return {
+    client_id: row.client_id,
+    client_id_issued_at: Number(row.issued_at),
+    ...metadata,
+    last_used_at: row.last_used_at === null ? null : Number(row.last_used_at),
+  };
+}

@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as m0001 from './0001_oauth_clients.js';
+
+/**
+ * Every schema change, in order. Listed statically (not read from a folder) so the compiled
+ * program carries its migrations with it. Names sort in the order they must run.
+ */
+export const migrations: Record<string, Migration> = {
+  '0001_oauth_clients': m0001,
+};
