@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import secureJson from 'secure-json-parse';
 import { InvalidRequestError } from '../oauth/errors.js';
 
@@ -24,8 +24,11 @@ export function parseStrictJson(body: Buffer): unknown {
   try {
     value = secureJson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' });
   } catch (err) {
-    if (err instanceof SyntaxError) throw new InvalidRequestError('the request body is not valid JSON');
-    throw new InvalidRequestError('the request body must not contain "__proto__" or "constructor.prototype" members');
+    // secure-json-parse reports poisoning as a SyntaxError too; tell the two apart by its message.
+    if (/prototype property/.test((err as Error).message)) {
+      throw new InvalidRequestError('the request body must not contain "__proto__" or "constructor.prototype" members');
+    }
+    throw new InvalidRequestError('the request body is not valid JSON');
   }
   const duplicate = findDuplicateKey(text);
   if (duplicate !== undefined) {
@@ -82,9 +85,12 @@ export function findDuplicateKey(text: string): string | undefined {
   return undefined;
 }
 
-/** Replaces Fastify's application/json parser with the strict one. */
+/**
+ * Replaces Fastify's application/json parser with the strict one, and drops its text/plain
+ * parser: no endpoint takes plain text.
+ */
 export function useStrictJsonBodies(app: FastifyInstance): void {
-  app.removeContentTypeParser('application/json');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_req, body: Buffer | string, done) => {
     try {
       done(null, parseStrictJson(typeof body === 'string' ? Buffer.from(body) : body));
@@ -92,4 +98,17 @@ export function useStrictJsonBodies(app: FastifyInstance): void {
       done(err as Error, undefined);
     }
   });
+}
+
+/**
+ * A preValidation hook for JSON-only endpoints: another media type (a form, say, which a parser
+ * registered for other endpoints may have accepted) is refused with a message that says so.
+ */
+export function requireJsonBody(request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const type = request.headers['content-type']?.split(';', 1)[0]?.trim().toLowerCase();
+  if (type !== 'application/json') {
+    done(new InvalidRequestError('Content-Type must be application/json'));
+    return;
+  }
+  done();
 }

@@ -3,6 +3,7 @@ import { nowSeconds, type Clock } from '../clock.js';
 import type { Config } from '../config/schema.js';
 import { newClientId } from '../crypto/random.js';
 import { answerPreflight } from '../http/cors.js';
+import { requireJsonBody } from '../http/json-body.js';
 import type { ClientRepository } from '../store/clients.js';
 import { parseClientRegistration, type ClientInformation } from './client-metadata.js';
 import type { RedirectUriPolicy } from './redirect-uri-policy.js';
@@ -36,6 +37,7 @@ export function registrationEndpoint(scope: FastifyInstance, deps: RegistrationD
     REGISTRATION_PATH,
     {
       bodyLimit: REGISTRATION_BODY_LIMIT,
+      preValidation: requireJsonBody,
       config: {
         rateLimit: {
           max: () => Math.max(limits().max, 1),
