@@ -31,9 +31,14 @@ export function testConfig(overrides: RawConfig = {}): RawConfig {
   );
 }
 
+/** Merges `over` into `base`; a null in `over` removes the setting (so its default applies). */
 export function deepMerge(base: RawConfig, over: RawConfig): RawConfig {
   const out: RawConfig = { ...base };
   for (const [key, value] of Object.entries(over)) {
+    if (value === null) {
+      delete out[key];
+      continue;
+    }
     const prev = out[key];
     out[key] =
       value && typeof value === 'object' && !Array.isArray(value) && prev && typeof prev === 'object' && !Array.isArray(prev)
