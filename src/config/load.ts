@@ -109,7 +109,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
 
   if (problems.length > 0) throw new ConfigError(problems);
 
-  const parsed = configSchema.safeParse(raw);
+  const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.flatMap((issue) => {
@@ -149,9 +149,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   };
 }
 
+/** Zod's message, except that a missing value says so (issues carry their input: reportInput). */
 function describeIssue(issue: z.core.$ZodIssue): string {
-  if (issue.code === 'invalid_type' && /received undefined$/.test(issue.message)) {
-    return `is required (expected ${issue.expected})`;
+  if ('input' in issue && issue.input === undefined && issue.code !== 'custom') {
+    if (issue.code === 'invalid_type') return `is required (expected ${issue.expected})`;
+    return `is required (${issue.message.replace(/^Invalid option: /, '')})`;
   }
   return issue.message;
 }

@@ -7,13 +7,14 @@ import { z } from 'zod';
  */
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+const DURATION_EXPECTED = 'expected a duration: whole seconds, or a number followed by s, m, h or d ("15m", "30d")';
 
 /** Seconds, written as a whole number of seconds or as `30s`, `15m`, `12h`, `30d`. */
 export const duration = z
   .union([
     z.number().int().min(0),
-    z.string().regex(/^\d+\s*[smhd]$/),
-  ], { error: 'expected a duration: whole seconds, or a number followed by s, m, h or d ("15m", "30d")' })
+    z.string().regex(/^\d+\s*[smhd]$/, DURATION_EXPECTED),
+  ], { error: DURATION_EXPECTED })
   .transform((v) => {
     if (typeof v === 'number') return v;
     const unit = v.slice(-1);

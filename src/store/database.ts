@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, type MigrationResultSet } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, type DialectAdapter, type MigrationResultSet } from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Schema } from './schema.js';
@@ -35,6 +35,24 @@ export async function openDatabase(storage: StorageSettings): Promise<Database> 
   return storage.postgres ? openPostgres(storage.postgres) : openSqlite(storage.sqlite);
 }
 
+/**
+ * SQLite runs DDL inside transactions, though Kysely's adapter does not say so. Saying so makes
+ * each migration all-or-nothing, and makes two processes that migrate at once (`serve` starting
+ * while `gatehouse migrate` runs) collide on SQLITE_BUSY, which migrateToLatest retries, instead
+ * of one of them creating a table the other has just created.
+ */
+class TransactionalDdlSqliteAdapter extends SqliteAdapter {
+  override get supportsTransactionalDdl(): boolean {
+    return true;
+  }
+}
+
+class GatehouseSqliteDialect extends SqliteDialect {
+  override createAdapter(): DialectAdapter {
+    return new TransactionalDdlSqliteAdapter();
+  }
+}
+
 function openSqlite(file: string): Database {
   mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
   let handle: BetterSqlite3.Database;
@@ -51,7 +69,7 @@ function openSqlite(file: string): Database {
   handle.pragma('foreign_keys = ON');
   // The file holds hashed and encrypted secrets: keep it readable by its owner only.
   chmodSync(file, 0o600);
-  const db = new Kysely<Schema>({ dialect: new SqliteDialect({ database: handle }) });
+  const db = new Kysely<Schema>({ dialect: new GatehouseSqliteDialect({ database: handle }) });
   return {
     db,
     kind: 'sqlite',
@@ -108,13 +126,20 @@ export async function migrateToLatest(database: Database): Promise<MigrationResu
     db: database.db,
     provider: { getMigrations: async () => migrations },
   });
-  const result = await migrator.migrateToLatest();
-  if (result.error) {
+  // PostgreSQL serializes concurrent migrators with a lock; SQLite makes the loser fail with
+  // SQLITE_BUSY, and its next attempt finds the schema already current.
+  for (let attempt = 1; ; attempt++) {
+    const result = await migrator.migrateToLatest();
+    if (!result.error) return result;
+    const code = (result.error as { code?: unknown }).code;
+    if (database.kind === 'sqlite' && typeof code === 'string' && code.startsWith('SQLITE_BUSY') && attempt < 20) {
+      await new Promise((resolve) => setTimeout(resolve, 25 * attempt));
+      continue;
+    }
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     const message = result.error instanceof Error ? result.error.message : String(result.error);
     throw new StorageError(`migration ${failed} failed on ${database.location}: ${message}`);
   }
-  return result;
 }
 
 /**
