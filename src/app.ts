@@ -65,7 +65,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     if (ownsDatabase) await database.close();
     throw err;
   }
-  const clients = new ClientRepository(database.db);
+  const clients = new ClientRepository(database);
 
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -77,7 +77,13 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   });
   installErrorHandling(app);
   useStrictJsonBodies(app);
-  await app.register(helmet, { global: true });
+  // Helmet's full set (CSP, frame-ancestors...) is for HTML pages, which enable it per route;
+  // JSON responses get the two headers that matter for them.
+  await app.register(helmet, { global: false });
+  app.addHook('onRequest', (_request, reply, done) => {
+    void reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
+    done();
+  });
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_request, context) =>

@@ -158,13 +158,13 @@ async function clientsCommand(args: string[], flags: Flags): Promise<void> {
   const [action, clientId, ...rest] = args;
   const config = loadConfig(configOptions(flags));
   if (action === 'list' && clientId === undefined) {
-    const clients = await withDatabase(config, (database) => new ClientRepository(database.db).list());
+    const clients = await withDatabase(config, (database) => new ClientRepository(database).list());
     if (flags.json) console.log(JSON.stringify(clients, null, 2));
     else printClients(clients);
     return;
   }
   if (action === 'delete' && clientId !== undefined && rest.length === 0) {
-    const deleted = await withDatabase(config, (database) => new ClientRepository(database.db).delete(clientId));
+    const deleted = await withDatabase(config, (database) => new ClientRepository(database).delete(clientId));
     if (!deleted) throw new UsageError(`no client with client_id ${clientId}`);
     console.log(`deleted client ${clientId}`);
     return;

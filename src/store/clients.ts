@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { ClientInformation, ClientMetadata } from '../oauth/client-metadata.js';
+import type { Database } from './database.js';
 import type { Schema } from './schema.js';
+import type { TransactionRunner } from './transactions.js';
 
 /** A registered client as stored: its RFC 7591 information plus when it was last used. */
 export interface ClientRecord extends ClientInformation {
@@ -10,14 +12,22 @@ export interface ClientRecord extends ClientInformation {
 
 /** Registered OAuth clients (RFC 7591). */
 export class ClientRepository {
-  constructor(private readonly db: Kysely<Schema>) {}
+  private readonly db: Kysely<Schema>;
+  private readonly transactions: TransactionRunner;
+
+  constructor(database: Database) {
+    this.db = database.db;
+    this.transactions = database.transactions;
+  }
 
   async insert(client: ClientInformation): Promise<void> {
     const { client_id, client_id_issued_at, ...metadata } = client;
-    await this.db
-      .insertInto('oauth_clients')
-      .values({ client_id, issued_at: client_id_issued_at, metadata: JSON.stringify(metadata), last_used_at: null })
-      .execute();
+    await this.transactions.run((trx) =>
+      trx
+        .insertInto('oauth_clients')
+        .values({ client_id, issued_at: client_id_issued_at, metadata: JSON.stringify(metadata), last_used_at: null })
+        .execute(),
+    );
   }
 
   async find(clientId: string): Promise<ClientRecord | undefined> {

@@ -1,10 +1,21 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, Migrator, PostgresDialect, SqliteAdapter, SqliteDialect, type DialectAdapter, type MigrationResultSet } from 'kysely';
+import {
+  Kysely,
+  Migrator,
+  PostgresDialect,
+  SqliteAdapter,
+  SqliteDialect,
+  type DialectAdapter,
+  type MigrationResultSet,
+  type SqliteDatabase,
+  type SqliteStatement,
+} from 'kysely';
 import pg from 'pg';
 import { migrations } from './migrations/index.js';
 import type { Schema } from './schema.js';
+import { TransactionRunner } from './transactions.js';
 
 export type DatabaseKind = 'sqlite' | 'postgres';
 
@@ -20,6 +31,8 @@ export interface Database {
   readonly kind: DatabaseKind;
   /** Where it is, for messages: the SQLite file, or the PostgreSQL URL without its password. */
   readonly location: string;
+  /** Atomic units of work (group-committed on SQLite). Every write goes through it. */
+  readonly transactions: TransactionRunner;
   close(): Promise<void>;
 }
 
@@ -69,12 +82,35 @@ function openSqlite(file: string): Database {
   handle.pragma('foreign_keys = ON');
   // The file holds hashed and encrypted secrets: keep it readable by its owner only.
   chmodSync(file, 0o600);
-  const db = new Kysely<Schema>({ dialect: new GatehouseSqliteDialect({ database: handle }) });
+  const db = new Kysely<Schema>({ dialect: new GatehouseSqliteDialect({ database: withStatementCache(handle) }) });
   return {
     db,
     kind: 'sqlite',
     location: file,
+    transactions: new TransactionRunner(db, 'sqlite'),
     close: () => db.destroy(),
+  };
+}
+
+/**
+ * Kysely prepares every query anew; better-sqlite3 statements can be reused, and preparing costs
+ * more than running a small query. The cache is bounded: multi-row inserts make many shapes.
+ */
+function withStatementCache(handle: BetterSqlite3.Database, size = 256): SqliteDatabase {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  return {
+    close: () => handle.close(),
+    prepare(query: string) {
+      let stmt = cache.get(query);
+      if (stmt) {
+        cache.delete(query); // re-insert: most recently used last
+      } else {
+        stmt = handle.prepare(query);
+        if (cache.size >= size) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(query, stmt);
+      return stmt as unknown as SqliteStatement;
+    },
   };
 }
 
@@ -111,7 +147,7 @@ async function openPostgres(url: string): Promise<Database> {
     throw new StorageError(`cannot connect to PostgreSQL at ${location}: ${describePgError(err)}`);
   }
   const db = new Kysely<Schema>({ dialect: new PostgresDialect({ pool }) });
-  return { db, kind: 'postgres', location, close: () => db.destroy() };
+  return { db, kind: 'postgres', location, transactions: new TransactionRunner(db, 'postgres'), close: () => db.destroy() };
 }
 
 function describePgError(err: unknown): string {

@@ -63,7 +63,7 @@ for (const { kind, skip } of storageKinds) {
       const { open } = await fresh(t, kind);
       const db = await open();
       await migrateToLatest(db);
-      const repo = new ClientRepository(db.db);
+      const repo = new ClientRepository(db);
       // A timestamp beyond 2^31 checks that BIGINT comes back as a number on both databases.
       const late = 4_102_444_800;
       await repo.insert(client('b', late));
@@ -83,7 +83,7 @@ for (const { kind, skip } of storageKinds) {
       const { open } = await fresh(t, kind);
       const db = await open();
       await migrateToLatest(db);
-      const repo = new ClientRepository(db.db);
+      const repo = new ClientRepository(db);
       await repo.insert(client('same', 1));
       await assert.rejects(repo.insert({ ...client('same', 2), client_name: 'impostor' }));
       assert.equal((await repo.find('same'))?.client_name, 'client same');
@@ -93,7 +93,7 @@ for (const { kind, skip } of storageKinds) {
       const { open } = await fresh(t, kind);
       const db = await open();
       await migrateToLatest(db);
-      const repo = new ClientRepository(db.db);
+      const repo = new ClientRepository(db);
       await repo.insert(client('old-unused', 100));
       await repo.insert(client('old-used', 100));
       await repo.insert(client('new-unused', 300));
@@ -106,10 +106,10 @@ for (const { kind, skip } of storageKinds) {
       const { open } = await fresh(t, kind);
       const writer = await open();
       await migrateToLatest(writer);
-      await new ClientRepository(writer.db).insert(client('durable', 1));
+      await new ClientRepository(writer).insert(client('durable', 1));
       await writer.close();
       const reader = await open();
-      assert.ok(await new ClientRepository(reader.db).find('durable'));
+      assert.ok(await new ClientRepository(reader).find('durable'));
     });
   });
 }
