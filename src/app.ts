@@ -1,19 +1,36 @@
-import helmet from '@fastify/helmet';
+import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config/schema.js';
+import { consentEndpoints } from './consent/routes.js';
+import { loadEncryptionKey, SecretBox } from './crypto/encryption.js';
 import { allowAnyOriginIn } from './http/cors.js';
 import { installErrorHandling } from './http/errors.js';
+import { useStrictFormBodies } from './http/form.js';
 import { useStrictJsonBodies } from './http/json-body.js';
 import { RequestLog } from './http/request-log.js';
+import { VirtualKeys } from './identity/virtual-keys.js';
 import { createLogger, type Logger } from './logging.js';
-import { NotFoundError, TooManyRequestsError } from './oauth/errors.js';
+import { AccessTokens } from './oauth/access-tokens.js';
+import { authorizationEndpoint } from './oauth/authorize.js';
+import { ClientMetadataDocuments } from './oauth/client-metadata-documents.js';
+import { ClientResolver } from './oauth/clients.js';
+import type { OAuthContext } from './oauth/context.js';
+import { NotFoundError } from './oauth/errors.js';
 import { oauthServerLive } from './oauth/gate.js';
+import { Housekeeping, type HousekeepingReport } from './oauth/housekeeping.js';
+import { discoveryEndpoints } from './oauth/metadata.js';
 import { registrationEndpoint } from './oauth/register.js';
-import { UnusedClientSweeper } from './oauth/unused-clients.js';
+import { revocationEndpoint } from './oauth/revoke.js';
+import { SigningKeys } from './oauth/signing-keys.js';
+import { tokenEndpoint } from './oauth/token.js';
+import { AuthorizationRequestRepository } from './store/authorization-requests.js';
 import { ClientRepository } from './store/clients.js';
 import { migrateToLatest, openDatabase, type Database } from './store/database.js';
+import { GrantRepository } from './store/grants.js';
+import { SigningKeyRepository } from './store/signing-keys.js';
+import { VirtualKeyRepository } from './store/virtual-keys.js';
 
 export interface AppDeps {
   /** Time source; tests pass one they can move. */
@@ -23,12 +40,62 @@ export interface AppDeps {
   database?: Database;
 }
 
-/** A running (or ready-to-listen) gateway. */
-export interface Gatehouse {
-  readonly app: FastifyInstance;
+/** Everything but HTTP: storage, keys, identities. The CLI's commands use this alone. */
+export interface Services {
   readonly database: Database;
-  readonly clients: ClientRepository;
+  readonly clock: Clock;
   readonly logger: Logger;
+  readonly clients: ClientRepository;
+  readonly virtualKeys: VirtualKeys;
+  readonly signingKeys: SigningKeys;
+  readonly grants: GrantRepository;
+  readonly requests: AuthorizationRequestRepository;
+  close(): Promise<void>;
+}
+
+/** Opens the database, migrates it, loads the signing keys. Fails (closing what it opened) if any of it fails. */
+export async function openServices(config: () => Config, deps: AppDeps = {}): Promise<Services> {
+  const initial = config();
+  const clock = deps.clock ?? systemClock;
+  const logger = deps.logger ?? createLogger(initial.log.level);
+  const database = deps.database ?? (await openDatabase(initial.storage));
+  const ownsDatabase = deps.database === undefined;
+  const close = async () => {
+    if (ownsDatabase) await database.close();
+  };
+  try {
+    await migrateToLatest(database);
+    const box = new SecretBox(loadEncryptionKey(initial.security.encryption_key, initial.storage.data_dir).key);
+    const signingKeys = new SigningKeys(
+      new SigningKeyRepository(database),
+      box,
+      clock,
+      () => config().oauth_server.access_token_ttl,
+      logger,
+    );
+    await signingKeys.init();
+    return {
+      database,
+      clock,
+      logger,
+      clients: new ClientRepository(database),
+      virtualKeys: new VirtualKeys(new VirtualKeyRepository(database), clock),
+      signingKeys,
+      grants: new GrantRepository(database),
+      requests: new AuthorizationRequestRepository(database),
+      close,
+    };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** A running (or ready-to-listen) gateway. */
+export interface Gatehouse extends Omit<Services, 'close'> {
+  readonly app: FastifyInstance;
+  /** The access token verifier that /mcp uses. */
+  readonly accessTokens: AccessTokens;
   /** The live configuration. */
   config(): Config;
   /**
@@ -40,32 +107,52 @@ export interface Gatehouse {
   listen(): Promise<string>;
   /** The issuer: `server.public_url`, or the listening address when none is configured. */
   issuer(): string;
-  sweepUnusedClients(): Promise<number>;
+  /** Runs the periodic clean-up now (expired requests, codes, tokens, keys, unused clients). */
+  housekeep(): Promise<HousekeepingReport>;
   close(): Promise<void>;
 }
 
-/** How often registrations that were never used are looked for. */
-const SWEEP_INTERVAL_MS = 60 * 60 * 1000;
+/** How often housekeeping runs, and how often signing keys are re-read (rotations by the CLI or a replica). */
+const HOUSEKEEPING_INTERVAL_MS = 10 * 60 * 1000;
+const KEY_RELOAD_INTERVAL_MS = 60 * 1000;
 
 /** Settings that are bound at start (listening socket, database, keys); a reload cannot change them. */
 const RESTART_ONLY = ['server', 'storage', 'security'] as const;
 
 /** The composition root: configuration and dependencies in, a gateway out. Used by the CLI and tests. */
 export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gatehouse> {
-  const clock = deps.clock ?? systemClock;
-  const logger = deps.logger ?? createLogger(initial.log.level);
   let current = initial;
   const config = () => current;
+  const services = await openServices(config, deps);
+  const { clock, logger } = services;
 
-  const database = deps.database ?? (await openDatabase(initial.storage));
-  const ownsDatabase = deps.database === undefined;
-  try {
-    await migrateToLatest(database);
-  } catch (err) {
-    if (ownsDatabase) await database.close();
-    throw err;
-  }
-  const clients = new ClientRepository(database);
+  let issuer: string | undefined = initial.server.public_url;
+  const currentIssuer = () => {
+    if (issuer === undefined) throw new Error('the issuer is known once the gateway listens or server.public_url is set');
+    return issuer;
+  };
+  const issuerPath = initial.server.public_url ? new URL(initial.server.public_url).pathname.replace(/\/$/, '') : '';
+
+  const accessTokens = new AccessTokens(
+    services.signingKeys,
+    services.grants,
+    clock,
+    currentIssuer,
+    () => current.oauth_server.access_token_ttl,
+  );
+  const ctx: OAuthContext = {
+    config,
+    issuer: currentIssuer,
+    clock,
+    logger,
+    clients: services.clients,
+    clientResolver: new ClientResolver(services.clients, new ClientMetadataDocuments(clock), config, clock),
+    requests: services.requests,
+    grants: services.grants,
+    virtualKeys: services.virtualKeys,
+    accessTokens,
+    signingKeys: services.signingKeys,
+  };
 
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -77,40 +164,41 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   });
   installErrorHandling(app);
   useStrictJsonBodies(app);
-  // Helmet's full set (CSP, frame-ancestors...) is for HTML pages, which enable it per route;
-  // JSON responses get the two headers that matter for them.
-  await app.register(helmet, { global: false });
+  useStrictFormBodies(app);
+  await app.register(cookie);
+  // Only its counters are used (src/oauth/rate-limits.ts), per route, from the live configuration.
+  await app.register(rateLimit, { global: false });
+  // HTML pages set their own strict headers (src/consent/html.ts); JSON responses get these.
   app.addHook('onRequest', (_request, reply, done) => {
     void reply.header('x-content-type-options', 'nosniff').header('referrer-policy', 'no-referrer');
     done();
   });
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new TooManyRequestsError(`too many requests from this address; retry in ${context.after}`),
-  });
 
-  // The OAuth authorization server's public endpoints: CORS for any origin, and the gate.
+  const gate = async () => {
+    if (!oauthServerLive(current)) throw new NotFoundError();
+  };
+  // The authorization server's machine-facing endpoints: any origin may call them (no cookies).
   await app.register(async (scope) => {
     allowAnyOriginIn(scope);
-    scope.addHook('onRequest', async () => {
-      if (!oauthServerLive(current)) throw new NotFoundError();
-    });
-    registrationEndpoint(scope, { clients, clock, config });
+    scope.addHook('onRequest', gate);
+    registrationEndpoint(scope, { clients: services.clients, clock, config });
+    discoveryEndpoints(scope, ctx, issuerPath);
+    tokenEndpoint(scope, ctx);
+    revocationEndpoint(scope, ctx);
+  });
+  // The browser-facing steps: same-origin only, bound to the browser by a cookie.
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', gate);
+    authorizationEndpoint(scope, ctx);
+    consentEndpoints(scope, ctx);
   });
 
-  const sweeper = new UnusedClientSweeper(clients, clock, () => current.oauth_server.unused_client_ttl, logger);
-  let issuer: string | undefined = initial.server.public_url;
-  const currentIssuer = () => {
-    if (issuer === undefined) throw new Error('the issuer is known once the gateway listens or server.public_url is set');
-    return issuer;
-  };
+  const housekeeping = new Housekeeping(services, () => current, logger);
 
   return {
+    ...services,
     app,
-    database,
-    clients,
-    logger,
+    accessTokens,
     config,
     reload(next) {
       const warnings: string[] = [];
@@ -129,26 +217,28 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
       const { host, port } = current.server;
       await app.listen({ host, port });
       const address = app.server.address();
-      if (issuer === undefined && address !== null && typeof address === 'object') {
-        const unspecified = address.address === '0.0.0.0' || address.address === '::';
-        const h = unspecified ? '127.0.0.1' : address.family === 'IPv6' ? `[${address.address}]` : address.address;
-        issuer = `http://${h}:${address.port}`;
+      const listening = address !== null && typeof address === 'object' ? address : undefined;
+      if (issuer === undefined && listening) {
+        const unspecified = listening.address === '0.0.0.0' || listening.address === '::';
+        const h = unspecified ? '127.0.0.1' : listening.family === 'IPv6' ? `[${listening.address}]` : listening.address;
+        issuer = `http://${h}:${listening.port}`;
         if (unspecified) {
           logger.warn({ issuer }, 'listening on all interfaces without server.public_url; clients elsewhere need it set');
         }
       }
-      sweeper.start(SWEEP_INTERVAL_MS);
-      const listening = address !== null && typeof address === 'object' ? address : undefined;
+      housekeeping.start(HOUSEKEEPING_INTERVAL_MS);
+      services.signingKeys.start(KEY_RELOAD_INTERVAL_MS);
       if (!listening) return currentIssuer();
       const h = listening.family === 'IPv6' ? `[${listening.address}]` : listening.address;
       return `http://${h}:${listening.port}`;
     },
     issuer: currentIssuer,
-    sweepUnusedClients: () => sweeper.sweep(),
+    housekeep: () => housekeeping.run(),
     async close() {
-      sweeper.stop();
+      housekeeping.stop();
+      services.signingKeys.stop();
       await app.close();
-      if (ownsDatabase) await database.close();
+      await services.close();
     },
   };
 }

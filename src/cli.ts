@@ -1,20 +1,30 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { buildApp, type Gatehouse } from './app.js';
+import { buildApp, openServices, type Gatehouse, type Services } from './app.js';
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js';
-import type { Config } from './config/schema.js';
+import { duration, type Config } from './config/schema.js';
+import { VirtualKeyError } from './identity/virtual-keys.js';
+import { SigningKeyUnavailableError } from './oauth/signing-keys.js';
 import { createLogger } from './logging.js';
-import { ClientRepository, type ClientRecord } from './store/clients.js';
-import { migrateToLatest, openDatabase, StorageError, type Database } from './store/database.js';
+import type { ClientRecord } from './store/clients.js';
+import { migrateToLatest, openDatabase, StorageError } from './store/database.js';
+import type { VirtualKeyRecord } from './store/virtual-keys.js';
 
 const USAGE = `Usage: gatehouse <command> [options]
 
 Commands:
   serve                      run the gateway
   migrate                    bring the database schema up to date, then exit
+  keys create --name NAME [--user ID] [--servers a,b] [--tools a/x,b/*]
+              [--scopes "mcp:read mcp:write"] [--expires 90d]
+                             create a virtual key; it is printed once
+  keys list [--json]         list virtual keys (never the keys themselves)
+  keys revoke <key_id>       deactivate a key: its tokens stop working within seconds
   clients list [--json]      list registered OAuth clients
   clients delete <client_id> remove a registered OAuth client
+  rotate-signing-key         make a new access-token signing key (the old one stays
+                             published until the tokens it signed have expired)
 
 Options (every command):
   --config FILE   YAML or JSON configuration (default: built-in defaults)
@@ -33,6 +43,12 @@ class FatalError extends Error {}
 
 interface Flags {
   config?: string | undefined;
+  name?: string | undefined;
+  user?: string | undefined;
+  servers?: string | undefined;
+  tools?: string | undefined;
+  scopes?: string | undefined;
+  expires?: string | undefined;
   data?: string | undefined;
   host?: string | undefined;
   port?: string | undefined;
@@ -50,6 +66,12 @@ function parse(argv: string[]): { positionals: string[]; flags: Flags } {
       options: {
         config: { type: 'string' },
         data: { type: 'string' },
+        name: { type: 'string' },
+        user: { type: 'string' },
+        servers: { type: 'string' },
+        tools: { type: 'string' },
+        scopes: { type: 'string' },
+        expires: { type: 'string' },
         host: { type: 'string' },
         port: { type: 'string' },
         json: { type: 'boolean' },
@@ -67,13 +89,13 @@ function configOptions(flags: Flags): LoadConfigOptions {
   return { file: flags.config, flags: { host: flags.host, port: flags.port, data: flags.data } };
 }
 
-async function withDatabase<T>(config: Config, fn: (database: Database) => Promise<T>): Promise<T> {
-  const database = await openDatabase(config.storage);
+/** Runs `fn` with the gateway's services (database migrated, keys loaded), then closes them. */
+async function withServices<T>(config: Config, fn: (services: Services) => Promise<T>): Promise<T> {
+  const services = await openServices(() => config, { logger: createLogger('warn') });
   try {
-    await migrateToLatest(database);
-    return await fn(database);
+    return await fn(services);
   } finally {
-    await database.close();
+    await services.close();
   }
 }
 
@@ -147,7 +169,10 @@ function printClients(clients: ClientRecord[]): void {
     formatTime(c.last_used_at),
     c.redirect_uris.join(' '),
   ]);
-  const header = ['CLIENT_ID', 'NAME', 'ISSUED', 'LAST_USED', 'REDIRECT_URIS'];
+  printTable(['CLIENT_ID', 'NAME', 'ISSUED', 'LAST_USED', 'REDIRECT_URIS'], rows);
+}
+
+function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   for (const row of [header, ...rows]) {
     console.log(row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  '));
@@ -158,18 +183,94 @@ async function clientsCommand(args: string[], flags: Flags): Promise<void> {
   const [action, clientId, ...rest] = args;
   const config = loadConfig(configOptions(flags));
   if (action === 'list' && clientId === undefined) {
-    const clients = await withDatabase(config, (database) => new ClientRepository(database).list());
+    const clients = await withServices(config, (services) => services.clients.list());
     if (flags.json) console.log(JSON.stringify(clients, null, 2));
     else printClients(clients);
     return;
   }
   if (action === 'delete' && clientId !== undefined && rest.length === 0) {
-    const deleted = await withDatabase(config, (database) => new ClientRepository(database).delete(clientId));
+    const deleted = await withServices(config, (services) => services.clients.delete(clientId));
     if (!deleted) throw new UsageError(`no client with client_id ${clientId}`);
     console.log(`deleted client ${clientId}`);
     return;
   }
   throw new UsageError('usage: gatehouse clients list [--json] | gatehouse clients delete <client_id>');
+}
+
+function printKeys(keys: VirtualKeyRecord[]): void {
+  if (keys.length === 0) {
+    console.log('no virtual keys');
+    return;
+  }
+  const rows = keys.map((k) => [
+    k.id,
+    `${k.prefix}…`,
+    k.name,
+    k.owner ?? '-',
+    k.upstreams?.join(',') ?? '*',
+    k.scopes,
+    k.expires_at === null ? 'never' : formatTime(k.expires_at),
+    k.active ? 'active' : 'revoked',
+  ]);
+  printTable(['KEY_ID', 'KEY', 'NAME', 'USER', 'SERVERS', 'SCOPES', 'EXPIRES', 'STATE'], rows);
+}
+
+function list(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError('an empty list: give comma-separated names');
+  return items;
+}
+
+async function keysCommand(args: string[], flags: Flags): Promise<void> {
+  const [action, id, ...rest] = args;
+  const config = loadConfig(configOptions(flags));
+  if (action === 'create' && id === undefined) {
+    if (!flags.name) throw new UsageError('keys create needs --name NAME');
+    const servers = list(flags.servers);
+    const unknown = servers?.filter((s) => !config.upstreams.some((u) => u.name === s)) ?? [];
+    if (unknown.length > 0) throw new UsageError(`no upstream named ${unknown.join(', ')} in the configuration`);
+    let expiresIn: number | undefined;
+    if (flags.expires !== undefined) {
+      const parsed = duration.safeParse(/^\d+$/.test(flags.expires) ? Number(flags.expires) : flags.expires);
+      if (!parsed.success || parsed.data <= 0) throw new UsageError('--expires takes a duration such as 90d, 12h or 3600');
+      expiresIn = parsed.data;
+    }
+    const created = await withServices(config, (services) =>
+      services.virtualKeys
+        .create({ name: flags.name!, owner: flags.user, upstreams: servers, tools: list(flags.tools), scopes: flags.scopes, expiresIn })
+        .catch((err: unknown) => {
+          if (err instanceof VirtualKeyError) throw new UsageError(err.message);
+          throw err;
+        }),
+    );
+    if (flags.json) {
+      console.log(JSON.stringify({ key: created.key, ...created.record }, null, 2));
+    } else {
+      console.log(created.key);
+      process.stderr.write(`created ${created.record.id} (${created.record.name}); the key is shown only this once\n`);
+    }
+    return;
+  }
+  if (action === 'list' && id === undefined) {
+    const keys = await withServices(config, (services) => services.virtualKeys.list());
+    if (flags.json) console.log(JSON.stringify(keys, null, 2));
+    else printKeys(keys);
+    return;
+  }
+  if (action === 'revoke' && id !== undefined && rest.length === 0) {
+    const revoked = await withServices(config, (services) => services.virtualKeys.revoke(id));
+    if (!revoked) throw new UsageError(`no active key with id ${id}`);
+    console.log(`revoked ${id}`);
+    return;
+  }
+  throw new UsageError('usage: gatehouse keys create --name NAME [...] | keys list [--json] | keys revoke <key_id>');
+}
+
+async function rotateSigningKey(flags: Flags): Promise<void> {
+  const config = loadConfig(configOptions(flags));
+  const kid = await withServices(config, (services) => services.signingKeys.rotate());
+  console.log(`new signing key ${kid}; the previous key stays published until the tokens it signed expire`);
 }
 
 async function migrate(flags: Flags): Promise<void> {
@@ -212,6 +313,13 @@ async function main(argv: string[]): Promise<number> {
       case 'clients':
         await clientsCommand(args, flags);
         return 0;
+      case 'keys':
+        await keysCommand(args, flags);
+        return 0;
+      case 'rotate-signing-key':
+        if (args.length > 0) throw new UsageError('rotate-signing-key takes no arguments');
+        await rotateSigningKey(flags);
+        return 0;
       default:
         throw new UsageError(`unknown command "${command}"; see gatehouse --help`);
     }
@@ -224,7 +332,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`gatehouse: ${err.message}\n`);
       return 2;
     }
-    if (err instanceof StorageError || err instanceof FatalError) {
+    if (err instanceof StorageError || err instanceof FatalError || err instanceof SigningKeyUnavailableError) {
       process.stderr.write(`gatehouse: ${err.message}\n`);
       return 1;
     }

@@ -67,6 +67,11 @@ const rateLimit = z.strictObject({
   window: duration.pipe(z.number().int().min(1)),
 });
 
+/** A limit per address, and optionally a second one per client_id over the same window. */
+const clientRateLimit = rateLimit.extend({
+  per_client: z.number().int().min(0).optional(),
+});
+
 const privateScheme = z
   .string()
   .regex(/^[a-z][a-z0-9+.-]*$/, 'expected a URI scheme name in lower case, without "://"')
@@ -103,9 +108,24 @@ const oauthServerSchema = z.strictObject({
   redirect_uri_allowlist: z.array(httpUrl).optional(),
   /** Registrations never used in a successful authorization are removed after this long. */
   unused_client_ttl: duration.pipe(z.number().int().min(60)).default(30 * 86400),
+  /** A refresh token expires this long after it was issued (each refresh issues a new one). */
+  refresh_token_ttl: duration.pipe(z.number().int().min(300)).default(30 * 86400),
+  client_metadata_documents: z
+    .strictObject({
+      /** Accept https client_id URLs (Client ID Metadata Documents). */
+      enabled: z.boolean().default(true),
+      /**
+       * Also fetch documents over http and from loopback and private addresses. Off by default:
+       * the SSRF guard admits only https on public addresses. For tests and closed networks.
+       */
+      allow_private_network: z.boolean().default(false),
+    })
+    .prefault({}),
   rate_limits: z
     .strictObject({
       register: rateLimit.default({ max: 60, window: 60 }),
+      authorize: clientRateLimit.default({ max: 60, window: 60, per_client: 300 }),
+      token: clientRateLimit.default({ max: 300, window: 60, per_client: 600 }),
     })
     .prefault({}),
 });

@@ -90,3 +90,38 @@ export function checkRedirectUri(uri: string, policy: RedirectUriPolicy): Redire
 function refuse(reason: string): RedirectUriVerdict {
   return { allowed: false, reason };
 }
+
+/**
+ * Finds the registered redirect URI that `requested` matches (product §2.6): the same string, or
+ * for loopback URIs the same scheme, host, path and query on any port (RFC 8252 §7.3: native apps
+ * listen on whatever port is free when the request is made). Returns the requested URI when it
+ * matches, undefined otherwise.
+ */
+export function matchRedirectUri(registered: readonly string[], requested: string): string | undefined {
+  if (registered.includes(requested)) return requested;
+  let want: URL;
+  try {
+    want = new URL(requested);
+  } catch {
+    return undefined;
+  }
+  if ((want.protocol !== 'http:' && want.protocol !== 'https:') || !isLoopbackHost(want.hostname)) return undefined;
+  if (requested.includes('#') || UNSAFE_CHARACTER.test(requested) || HAS_USERINFO.test(requested)) return undefined;
+  for (const candidate of registered) {
+    let have: URL;
+    try {
+      have = new URL(candidate);
+    } catch {
+      continue;
+    }
+    if (
+      have.protocol === want.protocol &&
+      have.hostname === want.hostname &&
+      have.pathname === want.pathname &&
+      have.search === want.search
+    ) {
+      return requested;
+    }
+  }
+  return undefined;
+}

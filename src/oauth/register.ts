@@ -6,6 +6,7 @@ import { answerPreflight } from '../http/cors.js';
 import { requireJsonBody } from '../http/json-body.js';
 import type { ClientRepository } from '../store/clients.js';
 import { parseClientRegistration, type ClientInformation } from './client-metadata.js';
+import { rateLimited } from './rate-limits.js';
 import type { RedirectUriPolicy } from './redirect-uri-policy.js';
 
 export const REGISTRATION_PATH = '/api/oauth/per-user/register';
@@ -37,14 +38,8 @@ export function registrationEndpoint(scope: FastifyInstance, deps: RegistrationD
     REGISTRATION_PATH,
     {
       bodyLimit: REGISTRATION_BODY_LIMIT,
+      onRequest: rateLimited(scope, limits),
       preValidation: requireJsonBody,
-      config: {
-        rateLimit: {
-          max: () => Math.max(limits().max, 1),
-          timeWindow: () => limits().window * 1000,
-          allowList: () => limits().max === 0,
-        },
-      },
     },
     async (request, reply) => {
       const metadata = parseClientRegistration(request.body, redirectUriPolicy(deps.config()));

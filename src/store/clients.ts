@@ -43,22 +43,22 @@ export class ClientRepository {
 
   /** Returns whether a client was deleted. */
   async delete(clientId: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst();
+    const result = await this.transactions.run((trx) => trx.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst());
     return result.numDeletedRows > 0n;
   }
 
   /** Records a successful authorization; a used client is never swept as unused. */
   async markUsed(clientId: string, at: number): Promise<void> {
-    await this.db.updateTable('oauth_clients').set({ last_used_at: at }).where('client_id', '=', clientId).execute();
+    await this.transactions.run((trx) =>
+      trx.updateTable('oauth_clients').set({ last_used_at: at }).where('client_id', '=', clientId).execute(),
+    );
   }
 
   /** Deletes clients issued before `cutoff` that never completed an authorization. */
   async deleteUnusedIssuedBefore(cutoff: number): Promise<number> {
-    const result = await this.db
-      .deleteFrom('oauth_clients')
-      .where('last_used_at', 'is', null)
-      .where('issued_at', '<', cutoff)
-      .executeTakeFirst();
+    const result = await this.transactions.run((trx) =>
+      trx.deleteFrom('oauth_clients').where('last_used_at', 'is', null).where('issued_at', '<', cutoff).executeTakeFirst(),
+    );
     return Number(result.numDeletedRows);
   }
 }

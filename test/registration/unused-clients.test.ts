@@ -20,16 +20,16 @@ for (const { kind, skip } of storageKinds) {
       await gw.gatehouse.clients.markUsed(used, Math.floor(gw.clock.now() / 1000) + 60);
 
       gw.clock.advance(30 * DAY);
-      assert.equal(await gw.gatehouse.sweepUnusedClients(), 0, 'exactly 30 days old is not yet expired');
+      assert.equal((await gw.gatehouse.housekeep()).unusedClients, 0, 'exactly 30 days old is not yet expired');
       assert.ok(await gw.gatehouse.clients.find(unused));
 
       gw.clock.advance(1);
-      assert.equal(await gw.gatehouse.sweepUnusedClients(), 1);
+      assert.equal((await gw.gatehouse.housekeep()).unusedClients, 1);
       assert.equal(await gw.gatehouse.clients.find(unused), undefined);
       assert.ok(await gw.gatehouse.clients.find(used), 'a client that completed an authorization is kept');
 
       gw.clock.advance(365 * DAY);
-      assert.equal(await gw.gatehouse.sweepUnusedClients(), 0);
+      assert.equal((await gw.gatehouse.housekeep()).unusedClients, 0);
       assert.ok(await gw.gatehouse.clients.find(used));
     });
 
@@ -40,7 +40,7 @@ for (const { kind, skip } of storageKinds) {
       gw.clock.advance(3600);
       const late = (await register(gw.url, { redirect_uris: ['http://localhost/b'] })).json.client_id;
       gw.clock.advance(3601);
-      assert.equal(await gw.gatehouse.sweepUnusedClients(), 1);
+      assert.equal((await gw.gatehouse.housekeep()).unusedClients, 1);
       assert.equal(await gw.gatehouse.clients.find(early), undefined);
       assert.ok(await gw.gatehouse.clients.find(late));
     });

@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001_oauth_clients.js';
+import * as m0002 from './0002_authorization_server.js';
 
 /**
  * Every schema change, in order. Listed statically (not read from a folder) so the compiled
@@ -7,4 +8,5 @@ import * as m0001 from './0001_oauth_clients.js';
  */
 export const migrations: Record<string, Migration> = {
   '0001_oauth_clients': m0001,
+  '0002_authorization_server': m0002,
 };

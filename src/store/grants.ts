@@ -1,0 +1,260 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Database } from './database.js';
+import type { GrantTable, Schema } from './schema.js';
+import type { TransactionRunner } from './transactions.js';
+
+export type GrantRow = GrantTable;
+
+type Db = Kysely<Schema> | Transaction<Schema>;
+
+/** How long a refresh token that was just exchanged counts as "in use by a concurrent request". */
+export const CONCURRENT_REFRESH_WINDOW = 2;
+
+/** A reason to refuse, with its RFC 6749 §5.2 error code. */
+export interface Refusal {
+  error: 'invalid_grant' | 'invalid_scope' | 'invalid_target' | 'invalid_client';
+  description: string;
+}
+
+/** The state of a grant's virtual key, for checks made inside the unit of work. */
+export interface KeyState {
+  active: boolean;
+  expires_at: number | null;
+}
+
+export type CodeExchange =
+  | { outcome: 'ok'; grant: GrantRow; key: KeyState | null }
+  | { outcome: 'invalid'; refusal: Refusal }
+  /** The code had been used already: the grant it created is revoked (RFC 6749 §4.1.2). */
+  | { outcome: 'replayed' };
+
+export type RefreshRotation =
+  | { outcome: 'rotated'; grant: GrantRow; key: KeyState | null }
+  | { outcome: 'invalid'; refusal: Refusal }
+  /** Exchanged a moment ago by another request: a clean, retryable refusal, nothing revoked. */
+  | { outcome: 'concurrent' }
+  /** An older token came back after its successor was used: the grant is revoked. */
+  | { outcome: 'replayed' };
+
+function invalid(description: string): { outcome: 'invalid'; refusal: Refusal } {
+  return { outcome: 'invalid', refusal: { error: 'invalid_grant', description } };
+}
+
+function normalizeGrant(g: GrantRow): GrantRow {
+  return { ...g, created_at: Number(g.created_at), revoked_at: g.revoked_at === null ? null : Number(g.revoked_at) };
+}
+
+/**
+ * Grants and what hangs off them: authorization codes and the chain of refresh tokens. Codes and
+ * refresh tokens are stored as hashes only. Every state change is one unit of work, and the
+ * conditional updates make concurrent requests (several replicas on PostgreSQL) resolve to one
+ * winner.
+ */
+export class GrantRepository {
+  private readonly db: Kysely<Schema>;
+  private readonly transactions: TransactionRunner;
+
+  constructor(database: Database) {
+    this.db = database.db;
+    this.transactions = database.transactions;
+  }
+
+  /** Records a new grant and the code that redeems it. */
+  async createWithCode(
+    grant: GrantRow,
+    code: { code_hash: string; redirect_uri: string; code_challenge: string; expires_at: number },
+  ): Promise<void> {
+    await this.transactions.run(async (trx) => {
+      await trx.insertInto('grants').values(grant).execute();
+      await trx
+        .insertInto('authorization_codes')
+        .values({ ...code, grant_id: grant.id, client_id: grant.client_id, created_at: grant.created_at, used_at: null })
+        .execute();
+    });
+  }
+
+  /**
+   * Redeems a code once. `check` validates the request against the code (client, redirect URI,
+   * PKCE) before it is spent; a failed check leaves the code as it was.
+   */
+  async redeemCode(
+    codeHash: string,
+    now: number,
+    check: (
+      code: { client_id: string; redirect_uri: string; code_challenge: string },
+      grant: GrantRow,
+      key: KeyState | null,
+    ) => Refusal | undefined,
+    refresh: { token_hash: string; expires_at: number } | undefined,
+  ): Promise<CodeExchange> {
+    return this.transactions.run(async (trx): Promise<CodeExchange> => {
+      const code = await trx.selectFrom('authorization_codes').selectAll().where('code_hash', '=', codeHash).executeTakeFirst();
+      if (!code) return invalid('the authorization code is not valid');
+      const grant = await this.grant(trx, code.grant_id);
+      if (!grant) return invalid('the authorization code is not valid');
+      if (code.used_at !== null) {
+        await this.revoke(trx, grant.id, now, 'authorization code used twice');
+        return { outcome: 'replayed' };
+      }
+      if (Number(code.expires_at) <= now) return invalid('the authorization code has expired');
+      if (grant.revoked_at !== null) return invalid('the authorization was revoked');
+      const key = await this.keyState(trx, grant.key_id);
+      const refusal = check(code, grant, key);
+      if (refusal) return { outcome: 'invalid', refusal };
+      const spent = await trx
+        .updateTable('authorization_codes')
+        .set({ used_at: now })
+        .where('code_hash', '=', codeHash)
+        .where('used_at', 'is', null)
+        .executeTakeFirst();
+      if (spent.numUpdatedRows === 0n) {
+        // Another request redeemed it between our read and our write: that is a second use too.
+        await this.revoke(trx, grant.id, now, 'authorization code used twice');
+        return { outcome: 'replayed' };
+      }
+      if (refresh) await this.insertRefreshToken(trx, grant.id, null, refresh, now);
+      return { outcome: 'ok', grant, key };
+    });
+  }
+
+  /**
+   * Exchanges a refresh token for a new one (product §2.5). The previous token stays valid until
+   * its successor is first used, so a lost response does not log the user out; a token presented
+   * again within CONCURRENT_REFRESH_WINDOW seconds of its exchange is a concurrent request and is
+   * refused without effect; a token whose successor has been used is a replay, which revokes the
+   * grant. A successor that was replaced before ever being used is simply invalid.
+   */
+  async rotateRefreshToken(
+    tokenHash: string,
+    now: number,
+    check: (grant: GrantRow, key: KeyState | null) => Refusal | undefined,
+    next: { token_hash: string; expires_at: number },
+  ): Promise<RefreshRotation> {
+    return this.transactions.run(async (trx): Promise<RefreshRotation> => {
+      const token = await trx.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      if (!token) return invalid('the refresh token is not valid');
+      const grant = await this.grant(trx, token.grant_id);
+      if (!grant || grant.revoked_at !== null) return invalid('the refresh token has been revoked');
+      if (token.superseded_at !== null) return invalid('the refresh token was replaced by a newer one');
+      if (Number(token.expires_at) <= now) return invalid('the refresh token has expired');
+      const key = await this.keyState(trx, grant.key_id);
+      const refusal = check(grant, key);
+      if (refusal) return { outcome: 'invalid', refusal };
+
+      if (token.used_at === null) {
+        const claimed = await trx
+          .updateTable('refresh_tokens')
+          .set({ used_at: now })
+          .where('token_hash', '=', tokenHash)
+          .where('used_at', 'is', null)
+          .where('superseded_at', 'is', null)
+          .executeTakeFirst();
+        if (claimed.numUpdatedRows === 0n) return { outcome: 'concurrent' };
+        await this.insertRefreshToken(trx, grant.id, tokenHash, next, now);
+        return { outcome: 'rotated', grant, key };
+      }
+
+      // Exchanged before. Its live successor tells whether this is a retry or a replay.
+      const successor = await trx
+        .selectFrom('refresh_tokens')
+        .selectAll()
+        .where('parent_hash', '=', tokenHash)
+        .where('superseded_at', 'is', null)
+        .orderBy('created_at', 'desc')
+        .executeTakeFirst();
+      if (!successor) return invalid('the refresh token is not valid');
+      if (successor.used_at !== null) {
+        await this.revoke(trx, grant.id, now, 'refresh token replayed');
+        return { outcome: 'replayed' };
+      }
+      if (now - Number(token.used_at) < CONCURRENT_REFRESH_WINDOW) return { outcome: 'concurrent' };
+      // The successor was never used: its response was lost. Replace it and answer again.
+      const replaced = await trx
+        .updateTable('refresh_tokens')
+        .set({ superseded_at: now })
+        .where('token_hash', '=', successor.token_hash)
+        .where('used_at', 'is', null)
+        .where('superseded_at', 'is', null)
+        .executeTakeFirst();
+      if (replaced.numUpdatedRows === 0n) return { outcome: 'concurrent' };
+      await trx.updateTable('refresh_tokens').set({ used_at: now }).where('token_hash', '=', tokenHash).execute();
+      await this.insertRefreshToken(trx, grant.id, tokenHash, next, now);
+      return { outcome: 'rotated', grant, key };
+    });
+  }
+
+  /** The grant behind a refresh token (for revocation), if any. */
+  async grantOfRefreshToken(tokenHash: string): Promise<GrantRow | undefined> {
+    const row = await this.db.selectFrom('refresh_tokens').select('grant_id').where('token_hash', '=', tokenHash).executeTakeFirst();
+    return row ? this.grant(this.db, row.grant_id) : undefined;
+  }
+
+  async find(grantId: string): Promise<GrantRow | undefined> {
+    return this.grant(this.db, grantId);
+  }
+
+  /** Whether tokens of the grant may be honoured: not revoked, and its key (if any) usable. */
+  async status(grantId: string): Promise<{ revoked: boolean; key: { active: boolean; expires_at: number | null } | null } | undefined> {
+    const row = await this.db
+      .selectFrom('grants')
+      .leftJoin('virtual_keys', 'virtual_keys.id', 'grants.key_id')
+      .select(['grants.revoked_at', 'grants.key_id', 'virtual_keys.active', 'virtual_keys.expires_at'])
+      .where('grants.id', '=', grantId)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    return {
+      revoked: row.revoked_at !== null,
+      key:
+        row.key_id === null
+          ? null
+          : { active: Number(row.active) === 1, expires_at: row.expires_at === null ? null : Number(row.expires_at) },
+    };
+  }
+
+  async revokeGrant(grantId: string, now: number, reason: string): Promise<void> {
+    await this.transactions.run((trx) => this.revoke(trx, grantId, now, reason));
+  }
+
+  /** Deletes expired codes, and refresh tokens that expired or whose grant was revoked long ago. */
+  async prune(now: number, keepRevokedFor: number): Promise<number> {
+    return this.transactions.run(async (trx) => {
+      const codes = await trx.deleteFrom('authorization_codes').where('expires_at', '<', now).executeTakeFirst();
+      const tokens = await trx.deleteFrom('refresh_tokens').where('expires_at', '<', now).executeTakeFirst();
+      const grants = await trx
+        .deleteFrom('grants')
+        .where('revoked_at', '<', now - keepRevokedFor)
+        .executeTakeFirst();
+      return Number(codes.numDeletedRows) + Number(tokens.numDeletedRows) + Number(grants.numDeletedRows);
+    });
+  }
+
+  private async keyState(db: Db, keyId: string | null): Promise<KeyState | null> {
+    if (keyId === null) return null;
+    const row = await db.selectFrom('virtual_keys').select(['active', 'expires_at']).where('id', '=', keyId).executeTakeFirst();
+    return row
+      ? { active: Number(row.active) === 1, expires_at: row.expires_at === null ? null : Number(row.expires_at) }
+      : { active: false, expires_at: null };
+  }
+
+  private async grant(db: Db, id: string): Promise<GrantRow | undefined> {
+    const row = await db.selectFrom('grants').selectAll().where('id', '=', id).executeTakeFirst();
+    return row ? normalizeGrant(row) : undefined;
+  }
+
+  private async revoke(db: Db, grantId: string, now: number, reason: string): Promise<void> {
+    await db.updateTable('grants').set({ revoked_at: now, revoked_reason: reason }).where('id', '=', grantId).where('revoked_at', 'is', null).execute();
+  }
+
+  private async insertRefreshToken(
+    db: Db,
+    grantId: string,
+    parentHash: string | null,
+    token: { token_hash: string; expires_at: number },
+    now: number,
+  ): Promise<void> {
+    await db
+      .insertInto('refresh_tokens')
+      .values({ ...token, grant_id: grantId, parent_hash: parentHash, created_at: now, used_at: null, superseded_at: null })
+      .execute();
+  }
+}
