@@ -4,8 +4,7 @@ import { bindBrowser, bindingHash } from '../consent/browser-binding.js';
 import { sendPage } from '../consent/html.js';
 import { errorPage } from '../consent/pages.js';
 import { randomToken } from '../crypto/random.js';
-import { queryParams, type Params } from '../http/form.js';
-import { ParamsError } from '../http/form.js';
+import { queryParams, type Params, type ParamsError } from '../http/form.js';
 import type { KnownClient } from './clients.js';
 import { AUTHORIZATION_REQUEST_TTL, AUTHORIZE_PATH, authorizationRedirect, CONSENT_PATH, type OAuthContext } from './context.js';
 import { checkRedirectUri, matchRedirectUri } from './redirect-uri-policy.js';
@@ -37,7 +36,7 @@ export function authorizationEndpoint(scope: FastifyInstance, ctx: OAuthContext)
   const limits = () => ctx.config().oauth_server.rate_limits.authorize;
   scope.get(
     AUTHORIZE_PATH,
-    { onRequest: rateLimited(scope, limits, (request) => queryParams(request.url).get('client_id')) },
+    { onRequest: rateLimited(scope, limits, (request) => clientIdOf(request.url)) },
     async (request, reply) => {
       let params: Params;
       try {
@@ -96,6 +95,15 @@ export function authorizationEndpoint(scope: FastifyInstance, ctx: OAuthContext)
       }
     },
   );
+}
+
+/** The client_id a request names, for per-client limits; a malformed query is refused later, with a page. */
+function clientIdOf(url: string): string | undefined {
+  try {
+    return queryParams(url).get('client_id');
+  } catch {
+    return undefined;
+  }
 }
 
 function refuse(reply: FastifyReply, title: string, message: string) {
