@@ -30,7 +30,7 @@ main{max-width:34rem;margin:3rem auto;padding:2rem;background:var(--card);border
 h1{font-size:1.35rem;margin:0 0 1rem}p{margin:.5rem 0}.muted{color:var(--muted);font-size:.9rem}
 .warn{background:var(--warnbg);color:var(--warn);padding:.6rem .8rem;border-radius:8px;margin:.8rem 0}
 .error{background:var(--warnbg);color:var(--warn);padding:.6rem .8rem;border-radius:8px;margin:.8rem 0;font-weight:600}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;word-break:break-all}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem;margin:1rem 0}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 ul{margin:.3rem 0;padding-left:1.2rem}label{display:block;font-weight:600;margin:1rem 0 .3rem}
 input[type=password]{width:100%;padding:.6rem;font:inherit;border:1px solid var(--line);border-radius:8px;background:var(--bg);color:var(--fg)}
 .actions{display:flex;gap:.6rem;margin-top:1.2rem}button{font:inherit;padding:.55rem 1.2rem;border-radius:8px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer}
