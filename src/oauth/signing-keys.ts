@@ -30,7 +30,7 @@ const PURPOSE = (kid: string) => `signing-key:${kid}`;
 export class SigningKeys {
   private keys: LoadedKey[] = [];
   private signer: { kid: string; privateKey: KeyObject } | undefined;
-  private lastReload = 0;
+  private lastReload = Number.NEGATIVE_INFINITY;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -84,17 +84,24 @@ export class SigningKeys {
 
   /** RFC 7517 JWK Set of the published public keys. */
   jwks(): { keys: JWK[] } {
-    return { keys: this.keys.map((k) => k.publicJwk) };
+    return { keys: this.published().map((k) => k.publicJwk) };
   }
 
   /** The public key for `kid`, re-reading the set once (at most every second) if it is unknown. */
   async publicKey(kid: string): Promise<KeyObject | undefined> {
-    let key = this.keys.find((k) => k.kid === kid);
-    if (!key && this.clock.now() - this.lastReload > 1000) {
+    let key = this.published().find((k) => k.kid === kid);
+    // Throttled on real time: a flood of tokens naming unknown keys must not become a flood of queries.
+    if (!key && performance.now() - this.lastReload > 1000) {
       await this.reload();
-      key = this.keys.find((k) => k.kid === kid);
+      key = this.published().find((k) => k.kid === kid);
     }
     return key?.publicKey;
+  }
+
+  /** Current keys, and retired ones whose tokens may still be alive. */
+  private published(): LoadedKey[] {
+    const cutoff = this.retiredCutoff();
+    return this.keys.filter((k) => k.row.retired_at === null || k.row.retired_at > cutoff);
   }
 
   /** Deletes keys retired so long ago that no token they signed can still be valid. */
@@ -107,7 +114,7 @@ export class SigningKeys {
   }
 
   private async reload(): Promise<void> {
-    this.lastReload = this.clock.now();
+    this.lastReload = performance.now();
     const rows = await this.repository.published(this.retiredCutoff());
     const keys = rows.map((row) => {
       const publicJwk = JSON.parse(row.public_jwk) as JWK;

@@ -18,7 +18,13 @@ export class ConsentBrowser {
   }
 
   async get(url: string): Promise<Response> {
-    const res = await fetch(url, { redirect: 'manual', headers: { cookie: this.cookieHeader(), accept: 'text/html' } });
+    const send = () => fetch(url, { redirect: 'manual', headers: { cookie: this.cookieHeader(), accept: 'text/html' } });
+    // Like a browser, retry a GET once when a kept-alive connection turns out to be closed (a
+    // gateway that restarted closes its idle connections).
+    const res = await send().catch((err: Error & { cause?: { code?: string } }) => {
+      if (err.cause?.code === 'UND_ERR_SOCKET') return send();
+      throw err;
+    });
     this.remember(res);
     return res;
   }

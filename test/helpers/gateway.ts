@@ -66,9 +66,10 @@ export interface TestGateway {
  * a fresh temp directory, or a fresh PostgreSQL database.
  */
 export async function startGateway(
-  options: { storage?: StorageKind; config?: RawConfig; clock?: FakeClock } = {},
+  options: { storage?: StorageKind; config?: RawConfig; clock?: FakeClock; dataDir?: string } = {},
 ): Promise<TestGateway> {
-  const temp = makeTempDir();
+  // A given data directory belongs to the caller (to restart on it); a fresh one is removed on close.
+  const temp = options.dataDir ? { dir: options.dataDir, remove: () => {} } : makeTempDir();
   const cleanups: Array<() => Promise<void> | void> = [temp.remove];
   const storage: RawConfig = { data_dir: temp.dir };
   if (options.storage === 'postgres') {
