@@ -10,17 +10,12 @@
  *
  *   npm run bench:register            (BENCH_DURATION=10 BENCH_CONNECTIONS=16 by default)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
 import BetterSqlite3 from 'better-sqlite3';
 import { makeTempDir } from '../test/helpers/tmp.js';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { rssMiB, saveResult, startServer, table, type ServerProcess } from './lib.js';
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const MEMORY_AT = 100_000;
@@ -36,7 +31,7 @@ const BODY = JSON.stringify({
 
 interface Target {
   name: string;
-  start(): Promise<{ child: ChildProcess; url: string; registerPath: string }>;
+  start(): Promise<{ server: ServerProcess; url: string; registerPath: string }>;
   /** Rows actually stored, where that can be checked from outside. */
   persisted?: () => number;
 }
@@ -52,29 +47,6 @@ interface Row {
   persisted?: number;
 }
 
-/** Starts a server process that prints one JSON line with where it listens, then discards output. */
-async function startProcess(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcess; line: Record<string, string> }> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
-  const lines = createInterface({ input: child.stdout! });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  for await (const raw of lines) {
-    const line = JSON.parse(raw) as Record<string, string>;
-    if (line.url && (line.register || line.msg === 'gatehouse listening')) {
-      clearTimeout(timer);
-      lines.close();
-      child.stdout!.resume(); // keep draining the request log, as a log shipper would
-      return { child, line };
-    }
-  }
-  throw new Error(`${args.join(' ')} exited before listening`);
-}
-
-function rssMiB(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
-  return Math.round((kb / 1024) * 10) / 10;
-}
-
 async function load(url: string, options: { duration?: number; amount?: number }): Promise<autocannon.Result> {
   return autocannon({
     url,
@@ -88,7 +60,7 @@ async function load(url: string, options: { duration?: number; amount?: number }
 }
 
 async function measure(target: Target): Promise<Row> {
-  const { child, url, registerPath } = await target.start();
+  const { server, url, registerPath } = await target.start();
   try {
     const endpoint = url + registerPath;
     await load(endpoint, { duration: 1 }); // warm-up: JIT, connection pools
@@ -103,13 +75,12 @@ async function measure(target: Target): Promise<Row> {
       p99: result.latency.p99,
       ok: result['2xx'],
       failed: result.non2xx + result.errors + result.timeouts,
-      rssMiB: rssMiB(child.pid!),
+      rssMiB: rssMiB(server.child.pid!),
     };
     if (target.persisted) row.persisted = target.persisted();
     return row;
   } finally {
-    child.kill('SIGTERM');
-    await once(child, 'exit');
+    await server.stop();
   }
 }
 
@@ -145,23 +116,23 @@ async function main(): Promise<void> {
     {
       name: 'Gatehouse (SQLite, durable)',
       async start() {
-        const { child, line } = await startProcess(['dist/cli.js', 'serve', '--config', config, '--data', temp.dir, '--port', '0']);
-        return { child, url: line.url!, registerPath: '/api/oauth/per-user/register' };
+        const server = await startServer(['dist/cli.js', 'serve', '--config', config, '--data', temp.dir, '--port', '0']);
+        return { server, url: server.ready.url!, registerPath: '/api/oauth/per-user/register' };
       },
       persisted: countRows,
     },
     {
       name: 'MCP SDK mcpAuthRouter (in-memory)',
       async start() {
-        const { child, line } = await startProcess(['--import', 'tsx', 'bench/peers/sdk-auth-router.ts']);
-        return { child, url: line.url!, registerPath: line.register! };
+        const server = await startServer(['--import', 'tsx', 'bench/peers/sdk-auth-router.ts']);
+        return { server, url: server.ready.url!, registerPath: server.ready.register! };
       },
     },
     {
       name: 'oidc-provider 9 (in-memory)',
       async start() {
-        const { child, line } = await startProcess(['--import', 'tsx', 'bench/peers/oidc-provider.ts']);
-        return { child, url: line.url!, registerPath: line.register! };
+        const server = await startServer(['--import', 'tsx', 'bench/peers/oidc-provider.ts']);
+        return { server, url: server.ready.url!, registerPath: server.ready.register! };
       },
     },
   ];
@@ -180,23 +151,20 @@ async function main(): Promise<void> {
 
   const gatehouse = rows[0]!;
   const fastestPeer = Math.max(...rows.slice(1).map((r) => r.rps));
-  const table = [
+  const report = [
     `Registrations: ${CONNECTIONS} connections, ${DURATION} s, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
     '',
-    '| server | registrations/s | p50 ms | p99 ms | failed | RSS after 100k | Gatehouse ÷ this |',
-    '|---|---:|---:|---:|---:|---:|---:|',
-    ...rows.map(
-      (r) =>
-        `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.failed} | ${r.rssMiB} MiB | ${(gatehouse.rps / r.rps).toFixed(2)}× |`,
+    table(
+      ['server', 'registrations/s', 'p50 ms', 'p99 ms', 'failed', 'RSS after 100k', 'Gatehouse ÷ this'],
+      rows.map((r) => [r.name, r.rps, r.p50, r.p99, r.failed, `${r.rssMiB} MiB`, `${(gatehouse.rps / r.rps).toFixed(2)}×`]),
     ),
     '',
     `Gatehouse stored ${gatehouse.persisted} registrations (every 201 is a row on disk).`,
     `Target (Gatehouse ≥ the faster in-memory peer): ${gatehouse.rps >= fastestPeer ? 'met' : 'NOT met'} ` +
       `(${(gatehouse.rps / fastestPeer).toFixed(2)}× the faster peer).`,
   ].join('\n');
-  console.log(table);
-  mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
-  writeFileSync(path.join(ROOT, 'bench', 'results', 'register.json'), JSON.stringify({ date: new Date().toISOString(), rows }, null, 2));
+  console.log(report);
+  saveResult('register', { rows });
 }
 
 await main();

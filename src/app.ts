@@ -165,7 +165,6 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   installErrorHandling(app);
   useStrictJsonBodies(app);
   useStrictFormBodies(app);
-  await app.register(cookie);
   // Only its counters are used (src/oauth/rate-limits.ts), per route, from the live configuration.
   await app.register(rateLimit, { global: false });
   // HTML pages set their own strict headers (src/consent/html.ts); JSON responses get these.
@@ -186,8 +185,9 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     tokenEndpoint(scope, ctx);
     revocationEndpoint(scope, ctx);
   });
-  // The browser-facing steps: same-origin only, bound to the browser by a cookie.
+  // The browser-facing steps: same-origin only, bound to the browser by a cookie (parsed here only).
   await app.register(async (scope) => {
+    await scope.register(cookie);
     scope.addHook('onRequest', gate);
     authorizationEndpoint(scope, ctx);
     consentEndpoints(scope, ctx);

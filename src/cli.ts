@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { buildApp, openServices, type Gatehouse, type Services } from './app.js';
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js';
+import { nowSeconds } from './clock.js';
 import { duration, type Config } from './config/schema.js';
 import { VirtualKeyError } from './identity/virtual-keys.js';
 import { SigningKeyUnavailableError } from './oauth/signing-keys.js';
@@ -189,7 +190,7 @@ async function clientsCommand(args: string[], flags: Flags): Promise<void> {
     return;
   }
   if (action === 'delete' && clientId !== undefined && rest.length === 0) {
-    const deleted = await withServices(config, (services) => services.clients.delete(clientId));
+    const deleted = await withServices(config, (services) => services.clients.delete(clientId, nowSeconds(services.clock)));
     if (!deleted) throw new UsageError(`no client with client_id ${clientId}`);
     console.log(`deleted client ${clientId}`);
     return;

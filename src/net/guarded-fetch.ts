@@ -53,15 +53,35 @@ for (const [net, prefix] of [
 for (const [net, prefix] of [
   ['::', 128],
   ['::1', 128],
+  // IPv4-compatible addresses (::a.b.c.d), deprecated by RFC 4291 §2.5.5.1: never a public destination.
+  ['::', 96],
   ['64:ff9b:1::', 48],
   ['100::', 64],
   ['2001::', 23],
   ['2001:db8::', 32],
+  // Documentation, like 2001:db8::/32 (RFC 9637).
+  ['3fff::', 20],
   ['fc00::', 7],
   ['fe80::', 10],
+  // Site-local, deprecated by RFC 3879 but still routed inside some networks.
+  ['fec0::', 10],
   ['ff00::', 8],
 ] as const) {
   NON_PUBLIC.addSubnet(net, prefix, 'ipv6');
+}
+
+/**
+ * The RFC 5952 text of an IPv6 address, as the WHATWG URL parser writes it (lower case, zeros
+ * compressed, embedded IPv4 in hex). The patterns below are textual, so an address spelt out in
+ * full (64:ff9b:0:0:0:0:a00:1 is 10.0.0.1 through NAT64) must be brought to this form first.
+ * Undefined for what the parser refuses, such as an address with a zone (fe80::1%eth0).
+ */
+function canonicalIpv6(address: string): string | undefined {
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return undefined;
+  }
 }
 
 /** IPv4 embedded in IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::/96) or 6to4 (2002::/16) forms. */
@@ -88,9 +108,11 @@ export function isPublicAddress(address: string): boolean {
   const family = isIP(address);
   if (family === 0) return false;
   if (family === 4) return !NON_PUBLIC.check(address, 'ipv4');
-  const v4 = embeddedIpv4(address);
+  const canonical = canonicalIpv6(address);
+  if (canonical === undefined) return false;
+  const v4 = embeddedIpv4(canonical);
   if (v4 !== undefined) return !NON_PUBLIC.check(v4, 'ipv4');
-  return !NON_PUBLIC.check(address, 'ipv6') && !/^(::ffff:|64:ff9b::|2002:)/i.test(address);
+  return !NON_PUBLIC.check(canonical, 'ipv6') && !/^(::ffff:|64:ff9b::|2002:)/i.test(canonical);
 }
 
 /** Fetches `url` (GET) within the guard's limits; throws GuardedFetchError with a reason otherwise. */

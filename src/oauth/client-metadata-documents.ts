@@ -21,15 +21,32 @@ export class ClientMetadataDocumentError extends Error {
   override name = 'ClientMetadataDocumentError';
 }
 
-/** Whether `clientId` is in the form of a metadata document URL: https, with a path. */
+/**
+ * A character the URL parser would drop or rewrite (whitespace, controls, non-ASCII, `\` read as
+ * `/`), or a fragment: the URL fetched would not be the client_id the document must name.
+ */
+const UNSAFE_CHARACTER = /[^\x21-\x7e]|[\\#]/;
+/** A `.` or `..` path segment, also percent-encoded, which the URL parser resolves away. */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+
+/**
+ * Whether `clientId` is in the form of a metadata document URL (draft §3): https, with a path,
+ * without a fragment, user information, or single-dot or double-dot path segments.
+ */
 export function isMetadataDocumentUrl(clientId: string): boolean {
-  if (!clientId.startsWith('https://')) return false;
+  if (!clientId.startsWith('https://') || UNSAFE_CHARACTER.test(clientId)) return false;
+  let url: URL;
   try {
-    const url = new URL(clientId);
-    return url.pathname !== '/' && url.hash === '' && url.username === '' && url.password === '';
+    url = new URL(clientId);
   } catch {
     return false;
   }
+  if (url.pathname === '/' || url.username !== '' || url.password !== '') return false;
+  // The path as written, before the parser resolves dot segments (https://host/a/../client.json
+  // would otherwise fetch /client.json).
+  const rest = clientId.slice('https://'.length);
+  const path = rest.slice(rest.indexOf('/')).split('?')[0]!;
+  return !path.split('/').some((segment) => DOT_SEGMENT.test(segment));
 }
 
 export interface DocumentSettings {
@@ -37,15 +54,26 @@ export interface DocumentSettings {
   policy: RedirectUriPolicy;
 }
 
+interface CachedDocument {
+  metadata: ClientMetadata;
+  /** Whether the guard allowed private networks when this copy was fetched. */
+  privateNetwork: boolean;
+  freshUntil: number;
+}
+
 export class ClientMetadataDocuments {
-  private readonly cache = new Map<string, { metadata: ClientMetadata; freshUntil: number }>();
+  private readonly cache = new Map<string, CachedDocument>();
 
   constructor(private readonly clock: Clock) {}
 
   /** The client described at `url`, validated; throws ClientMetadataDocumentError with the reason. */
   async resolve(url: string, settings: DocumentSettings): Promise<ClientMetadata> {
     const cached = this.cache.get(url);
-    if (cached && cached.freshUntil > this.clock.now()) return cached.metadata;
+    // A copy the guard let through only because private networks were allowed is not reused once
+    // the operator no longer allows them (a reload): fetched again, it meets the guard as it is now.
+    if (cached && cached.freshUntil > this.clock.now() && (settings.allowPrivateNetwork || !cached.privateNetwork)) {
+      return cached.metadata;
+    }
 
     let response;
     try {
@@ -78,26 +106,49 @@ export class ClientMetadataDocuments {
       throw new ClientMetadataDocumentError((err as OAuthError).description ?? 'has invalid metadata');
     }
 
-    const seconds = freshness(response.headers['cache-control'], response.headers.expires, this.clock.now());
+    const { 'cache-control': cacheControl, expires, date, age } = response.headers;
+    const seconds = freshness(cacheControl, expires, this.clock.now(), { date, age });
+    // Re-inserted, not updated in place, so that the oldest entry is the first one evicted.
+    this.cache.delete(url);
     if (seconds > 0) {
       if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(url, { metadata, freshUntil: this.clock.now() + seconds * 1000 });
-    } else {
-      this.cache.delete(url);
+      this.cache.set(url, { metadata, privateNetwork: settings.allowPrivateNetwork, freshUntil: this.clock.now() + seconds * 1000 });
     }
     return metadata;
   }
 }
 
-/** Seconds a response may be reused (RFC 9111 max-age / no-store / no-cache / Expires), capped at 24 h. */
-export function freshness(cacheControl: string | undefined, expires: string | undefined, nowMs: number): number {
+/**
+ * Seconds a response may be reused (RFC 9111 max-age / no-store / no-cache / Expires), less the
+ * time it already spent in caches on the way (the Age header, §4.2.3), capped at 24 h. `date` and
+ * `age` are the response's Date and Age headers.
+ */
+export function freshness(
+  cacheControl: string | undefined,
+  expires: string | undefined,
+  nowMs: number,
+  received: { date?: string | undefined; age?: string | undefined } = {},
+): number {
   const directives = (cacheControl ?? '').toLowerCase().split(',').map((d) => d.trim());
   if (directives.some((d) => d === 'no-store' || d === 'no-cache')) return 0;
-  const maxAge = directives.map((d) => /^max-age=(\d+)$/.exec(d)?.[1]).find((v) => v !== undefined);
-  if (maxAge !== undefined) return Math.min(Number(maxAge), MAX_CACHE_SECONDS);
-  if (expires) {
+  const maxAge = directives.find((d) => /^max-age\s*=/.test(d));
+  let lifetime: number;
+  if (maxAge !== undefined) {
+    // §5.2: the argument may be quoted; §4.2.1: an invalid one makes the response stale.
+    const value = /^max-age\s*=\s*"?(\d+)"?$/.exec(maxAge)?.[1];
+    if (value === undefined) return 0;
+    lifetime = Number(value);
+  } else if (expires !== undefined) {
+    // §4.2.1: Expires minus Date, so that a skew between the two clocks does not matter; an
+    // invalid date (such as "0") is in the past (§5.3).
     const at = Date.parse(expires);
-    return Number.isNaN(at) ? 0 : Math.max(0, Math.min(Math.floor((at - nowMs) / 1000), MAX_CACHE_SECONDS));
+    const sent = received.date === undefined ? Number.NaN : Date.parse(received.date);
+    if (Number.isNaN(at)) return 0;
+    lifetime = Math.floor((at - (Number.isNaN(sent) ? nowMs : sent)) / 1000);
+  } else {
+    return DEFAULT_CACHE_SECONDS;
   }
-  return DEFAULT_CACHE_SECONDS;
+  // §5.1: Age is a non-negative integer; anything else is ignored.
+  const age = received.age !== undefined && /^\d+$/.test(received.age.trim()) ? Number(received.age.trim()) : 0;
+  return Math.max(0, Math.min(lifetime - age, MAX_CACHE_SECONDS));
 }

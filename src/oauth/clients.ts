@@ -5,6 +5,14 @@ import type { ClientMetadata } from './client-metadata.js';
 import { ClientMetadataDocumentError, isMetadataDocumentUrl, type ClientMetadataDocuments } from './client-metadata-documents.js';
 import { redirectUriPolicy } from './register.js';
 
+/**
+ * Whether a client_id names a metadata document rather than a registration: an https URL with a
+ * path, or the same over http (accepted only where the operator allows private networks).
+ */
+export function isDocumentClientId(clientId: string): boolean {
+  return isMetadataDocumentUrl(clientId) || (clientId.startsWith('http://') && isMetadataDocumentUrl(`https://${clientId.slice(7)}`));
+}
+
 /** A client known to the authorization server: registered (RFC 7591), or described by a metadata document. */
 export interface KnownClient extends ClientMetadata {
   client_id: string;
@@ -26,9 +34,7 @@ export class ClientResolver {
     const config = this.config();
     const settings = config.oauth_server.client_metadata_documents;
     // Plain http documents only where the operator allows private networks (tests, closed networks).
-    const plainHttp =
-      settings.allow_private_network && clientId.startsWith('http://') && isMetadataDocumentUrl(`https://${clientId.slice(7)}`);
-    if (isMetadataDocumentUrl(clientId) || plainHttp) {
+    if (isMetadataDocumentUrl(clientId) || (settings.allow_private_network && isDocumentClientId(clientId))) {
       if (!settings.enabled) return { problem: 'this gateway does not accept client metadata documents' };
       try {
         const metadata = await this.documents.resolve(clientId, {

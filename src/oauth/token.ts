@@ -5,7 +5,7 @@ import { randomToken } from '../crypto/random.js';
 import { answerPreflight } from '../http/cors.js';
 import { formBody, type Params } from '../http/form.js';
 import type { GrantRow, KeyState, Refusal } from '../store/grants.js';
-import { isMetadataDocumentUrl } from './client-metadata-documents.js';
+import { isDocumentClientId } from './clients.js';
 import { TOKEN_PATH, type OAuthContext } from './context.js';
 import { InvalidRequestError, OAuthError, TemporarilyUnavailableError } from './errors.js';
 import { rateLimited } from './rate-limits.js';
@@ -112,7 +112,7 @@ function authenticateClient(request: FastifyRequest, params: Params): string {
 
 /** Refresh tokens go to clients that registered the refresh_token grant (RFC 7591 §2). */
 async function clientGrantTypes(ctx: OAuthContext, clientId: string): Promise<string[]> {
-  if (isMetadataDocumentUrl(clientId) || clientId.startsWith('http://')) {
+  if (isDocumentClientId(clientId)) {
     const lookup = await ctx.clientResolver.resolve(clientId);
     if ('problem' in lookup) throw new InvalidClientError(lookup.problem);
     return lookup.client.grant_types;
@@ -183,10 +183,7 @@ async function refresh(ctx: OAuthContext, params: Params, clientId: string): Pro
   if (!presented) throw new InvalidRequestError('refresh_token is required');
   const requestedScope = params.get('scope');
   const now = nowSeconds(ctx.clock);
-  // Registered clients must still exist; a deleted registration ends its grants.
-  if (!isMetadataDocumentUrl(clientId) && !clientId.startsWith('http://') && !(await ctx.clients.find(clientId))) {
-    throw new InvalidClientError('this client is not registered here');
-  }
+  // A deleted registration's grants were revoked with it (ClientRepository.delete).
   const next = randomToken(32);
   let scope = '';
   const result = await ctx.grants.rotateRefreshToken(
@@ -217,6 +214,10 @@ async function refresh(ctx: OAuthContext, params: Params, clientId: string): Pro
   );
   switch (result.outcome) {
     case 'invalid':
+      // Only on this error path: an unknown client is invalid_client, not a bad token.
+      if (!isDocumentClientId(clientId) && !(await ctx.clients.find(clientId))) {
+        throw new InvalidClientError('this client is not registered here');
+      }
       throw new TokenError(result.refusal);
     case 'replayed':
       throw new TokenError({ error: 'invalid_grant', description: 'an old refresh token was reused; this authorization is revoked' });

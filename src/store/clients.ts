@@ -41,10 +41,22 @@ export class ClientRepository {
     return rows.map(toRecord);
   }
 
-  /** Returns whether a client was deleted. */
-  async delete(clientId: string): Promise<boolean> {
-    const result = await this.transactions.run((trx) => trx.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst());
-    return result.numDeletedRows > 0n;
+  /**
+   * Deletes a registration and revokes every grant it holds, in one transaction: a deleted client
+   * can neither refresh nor use its access tokens (within the verifier's few seconds).
+   */
+  async delete(clientId: string, at: number): Promise<boolean> {
+    return this.transactions.run(async (trx) => {
+      const result = await trx.deleteFrom('oauth_clients').where('client_id', '=', clientId).executeTakeFirst();
+      if (result.numDeletedRows === 0n) return false;
+      await trx
+        .updateTable('grants')
+        .set({ revoked_at: at, revoked_reason: 'client deleted' })
+        .where('client_id', '=', clientId)
+        .where('revoked_at', 'is', null)
+        .execute();
+      return true;
+    });
   }
 
   /** Records a successful authorization; a used client is never swept as unused. */

@@ -90,15 +90,15 @@ export class GrantRepository {
     return this.transactions.run(async (trx): Promise<CodeExchange> => {
       const code = await trx.selectFrom('authorization_codes').selectAll().where('code_hash', '=', codeHash).executeTakeFirst();
       if (!code) return invalid('the authorization code is not valid');
-      const grant = await this.grant(trx, code.grant_id);
-      if (!grant) return invalid('the authorization code is not valid');
+      const found = await this.grantWithKey(trx, code.grant_id);
+      if (!found) return invalid('the authorization code is not valid');
+      const { grant, key } = found;
       if (code.used_at !== null) {
         await this.revoke(trx, grant.id, now, 'authorization code used twice');
         return { outcome: 'replayed' };
       }
       if (Number(code.expires_at) <= now) return invalid('the authorization code has expired');
       if (grant.revoked_at !== null) return invalid('the authorization was revoked');
-      const key = await this.keyState(trx, grant.key_id);
       const refusal = check(code, grant, key);
       if (refusal) return { outcome: 'invalid', refusal };
       const spent = await trx
@@ -133,11 +133,11 @@ export class GrantRepository {
     return this.transactions.run(async (trx): Promise<RefreshRotation> => {
       const token = await trx.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
       if (!token) return invalid('the refresh token is not valid');
-      const grant = await this.grant(trx, token.grant_id);
-      if (!grant || grant.revoked_at !== null) return invalid('the refresh token has been revoked');
+      const found = await this.grantWithKey(trx, token.grant_id);
+      if (!found || found.grant.revoked_at !== null) return invalid('the refresh token has been revoked');
+      const { grant, key } = found;
       if (token.superseded_at !== null) return invalid('the refresh token was replaced by a newer one');
       if (Number(token.expires_at) <= now) return invalid('the refresh token has expired');
-      const key = await this.keyState(trx, grant.key_id);
       const refusal = check(grant, key);
       if (refusal) return { outcome: 'invalid', refusal };
 
@@ -194,21 +194,9 @@ export class GrantRepository {
   }
 
   /** Whether tokens of the grant may be honoured: not revoked, and its key (if any) usable. */
-  async status(grantId: string): Promise<{ revoked: boolean; key: { active: boolean; expires_at: number | null } | null } | undefined> {
-    const row = await this.db
-      .selectFrom('grants')
-      .leftJoin('virtual_keys', 'virtual_keys.id', 'grants.key_id')
-      .select(['grants.revoked_at', 'grants.key_id', 'virtual_keys.active', 'virtual_keys.expires_at'])
-      .where('grants.id', '=', grantId)
-      .executeTakeFirst();
-    if (!row) return undefined;
-    return {
-      revoked: row.revoked_at !== null,
-      key:
-        row.key_id === null
-          ? null
-          : { active: Number(row.active) === 1, expires_at: row.expires_at === null ? null : Number(row.expires_at) },
-    };
+  async status(grantId: string): Promise<{ revoked: boolean; key: KeyState | null } | undefined> {
+    const found = await this.grantWithKey(this.db, grantId);
+    return found && { revoked: found.grant.revoked_at !== null, key: found.key };
   }
 
   async revokeGrant(grantId: string, now: number, reason: string): Promise<void> {
@@ -228,12 +216,25 @@ export class GrantRepository {
     });
   }
 
-  private async keyState(db: Db, keyId: string | null): Promise<KeyState | null> {
-    if (keyId === null) return null;
-    const row = await db.selectFrom('virtual_keys').select(['active', 'expires_at']).where('id', '=', keyId).executeTakeFirst();
-    return row
-      ? { active: Number(row.active) === 1, expires_at: row.expires_at === null ? null : Number(row.expires_at) }
-      : { active: false, expires_at: null };
+  /** A grant and the state of its virtual key, in one query. */
+  private async grantWithKey(db: Db, id: string): Promise<{ grant: GrantRow; key: KeyState | null } | undefined> {
+    const row = await db
+      .selectFrom('grants')
+      .leftJoin('virtual_keys', 'virtual_keys.id', 'grants.key_id')
+      .selectAll('grants')
+      .select(['virtual_keys.id as key_found', 'virtual_keys.active as key_active', 'virtual_keys.expires_at as key_expires_at'])
+      .where('grants.id', '=', id)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { key_found, key_active, key_expires_at, ...grant } = row;
+    let key: KeyState | null = null;
+    if (grant.key_id !== null) {
+      // A key deleted from under its grant counts as inactive.
+      key = key_found === null
+        ? { active: false, expires_at: null }
+        : { active: Number(key_active) === 1, expires_at: key_expires_at === null ? null : Number(key_expires_at) };
+    }
+    return { grant: normalizeGrant(grant), key };
   }
 
   private async grant(db: Db, id: string): Promise<GrantRow | undefined> {

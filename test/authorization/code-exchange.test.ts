@@ -125,7 +125,7 @@ describe('token endpoint: authorization_code', () => {
 
   test('a deleted client cannot exchange its code: invalid_client, 401', async () => {
     const flow = await authorizeWithConsent(gw);
-    await gw.gatehouse.clients.delete(flow.clientId);
+    await gw.gatehouse.clients.delete(flow.clientId, Math.floor(gw.clock.now() / 1000));
     const res = await exchange(flow);
     assert.equal(res.status, 401);
     assert.equal(res.json.error, 'invalid_client');

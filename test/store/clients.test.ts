@@ -74,8 +74,8 @@ for (const { kind, skip } of storageKinds) {
       assert.deepEqual((await repo.list()).map((c) => c.client_id), ['a', 'b'], 'oldest first');
       await repo.markUsed('a', late + 5);
       assert.equal((await repo.find('a'))?.last_used_at, late + 5);
-      assert.equal(await repo.delete('a'), true);
-      assert.equal(await repo.delete('a'), false);
+      assert.equal(await repo.delete('a', 1), true);
+      assert.equal(await repo.delete('a', 1), false);
       assert.deepEqual((await repo.list()).map((c) => c.client_id), ['b']);
     });
 

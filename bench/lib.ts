@@ -1,0 +1,74 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** Shared by the benchmarks: starting servers as processes, reading their memory, reporting. */
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface ServerProcess {
+  child: ChildProcess;
+  /** The JSON line the server printed when it was ready. */
+  ready: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `node <args>` and waits for the JSON line that says where it listens (a line with `url`
+ * and either `register` or the gateway's "gatehouse listening" message). Its output keeps being
+ * drained, as a log shipper would, so a full pipe never slows it down.
+ */
+export async function startServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  const lines = createInterface({ input: child.stdout! });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  for await (const raw of lines) {
+    let line: Record<string, string>;
+    try {
+      line = JSON.parse(raw) as Record<string, string>;
+    } catch {
+      continue;
+    }
+    if (line.url && (line.ready === 'true' || line.register || line.msg === 'gatehouse listening')) {
+      clearTimeout(timer);
+      lines.close();
+      child.stdout!.resume();
+      return {
+        child,
+        ready: line,
+        async stop() {
+          if (child.exitCode !== null) return;
+          child.kill('SIGTERM');
+          await once(child, 'exit');
+        },
+      };
+    }
+  }
+  throw new Error(`${args.join(' ')} exited before listening`);
+}
+
+/** Resident set size of a process, in MiB (Linux). */
+export function rssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round((kb / 1024) * 10) / 10;
+}
+
+/** The p-th percentile (0–100) of latencies in ms, rounded to 0.01. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const i = Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1);
+  return Math.round(sorted[Math.max(i, 0)]! * 100) / 100;
+}
+
+export function saveResult(name: string, data: unknown): void {
+  mkdirSync(path.join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(path.join(ROOT, 'bench', 'results', `${name}.json`), JSON.stringify({ date: new Date().toISOString(), ...(data as object) }, null, 2));
+}
+
+/** A markdown table. */
+export function table(header: string[], rows: Array<Array<string | number>>): string {
+  return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
