@@ -1,6 +1,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from './database.js';
-import type { GrantTable, Schema } from './schema.js';
+import { prepared } from './prepared.js';
+import type { GrantTable, RefreshTokenTable, Schema } from './schema.js';
 import type { TransactionRunner } from './transactions.js';
 
 export type GrantRow = GrantTable;
@@ -53,6 +54,42 @@ function normalizeGrant(g: GrantRow): GrantRow {
 export class GrantRepository {
   private readonly db: Kysely<Schema>;
   private readonly transactions: TransactionRunner;
+
+  // The refresh path runs these on every request: built and compiled once (store/prepared.ts).
+  private readonly selectRefreshToken = prepared<[string], RefreshTokenTable>(1, (hash) =>
+    this.db.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', hash),
+  );
+  private readonly claimRefreshToken = prepared<[number, string], unknown>(2, (now, hash) =>
+    this.db
+      .updateTable('refresh_tokens')
+      .set({ used_at: now })
+      .where('token_hash', '=', hash)
+      .where('used_at', 'is', null)
+      .where('superseded_at', 'is', null),
+  );
+  private readonly insertToken = prepared<[string, string, string | null, number, number], unknown>(
+    5,
+    (hash, grantId, parentHash, createdAt, expiresAt) =>
+      this.db.insertInto('refresh_tokens').values({
+        token_hash: hash,
+        grant_id: grantId,
+        parent_hash: parentHash,
+        created_at: createdAt,
+        expires_at: expiresAt,
+        used_at: null,
+        superseded_at: null,
+      }),
+  );
+  private readonly selectGrantWithKey = prepared<[string], GrantRow & { key_found: string | null; key_active: number | null; key_expires_at: number | null }>(
+    1,
+    (id) =>
+      this.db
+        .selectFrom('grants')
+        .leftJoin('virtual_keys', 'virtual_keys.id', 'grants.key_id')
+        .selectAll('grants')
+        .select(['virtual_keys.id as key_found', 'virtual_keys.active as key_active', 'virtual_keys.expires_at as key_expires_at'])
+        .where('grants.id', '=', id),
+  );
 
   constructor(database: Database) {
     this.db = database.db;
@@ -131,7 +168,7 @@ export class GrantRepository {
     next: { token_hash: string; expires_at: number },
   ): Promise<RefreshRotation> {
     return this.transactions.run(async (trx): Promise<RefreshRotation> => {
-      const token = await trx.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+      const token = (await this.selectRefreshToken(trx, tokenHash)).rows[0];
       if (!token) return invalid('the refresh token is not valid');
       const found = await this.grantWithKey(trx, token.grant_id);
       if (!found || found.grant.revoked_at !== null) return invalid('the refresh token has been revoked');
@@ -142,14 +179,8 @@ export class GrantRepository {
       if (refusal) return { outcome: 'invalid', refusal };
 
       if (token.used_at === null) {
-        const claimed = await trx
-          .updateTable('refresh_tokens')
-          .set({ used_at: now })
-          .where('token_hash', '=', tokenHash)
-          .where('used_at', 'is', null)
-          .where('superseded_at', 'is', null)
-          .executeTakeFirst();
-        if (claimed.numUpdatedRows === 0n) return { outcome: 'concurrent' };
+        const claimed = await this.claimRefreshToken(trx, now, tokenHash);
+        if (!claimed.numAffectedRows) return { outcome: 'concurrent' };
         await this.insertRefreshToken(trx, grant.id, tokenHash, next, now);
         return { outcome: 'rotated', grant, key };
       }
@@ -218,13 +249,7 @@ export class GrantRepository {
 
   /** A grant and the state of its virtual key, in one query. */
   private async grantWithKey(db: Db, id: string): Promise<{ grant: GrantRow; key: KeyState | null } | undefined> {
-    const row = await db
-      .selectFrom('grants')
-      .leftJoin('virtual_keys', 'virtual_keys.id', 'grants.key_id')
-      .selectAll('grants')
-      .select(['virtual_keys.id as key_found', 'virtual_keys.active as key_active', 'virtual_keys.expires_at as key_expires_at'])
-      .where('grants.id', '=', id)
-      .executeTakeFirst();
+    const row = (await this.selectGrantWithKey(db, id)).rows[0];
     if (!row) return undefined;
     const { key_found, key_active, key_expires_at, ...grant } = row;
     let key: KeyState | null = null;
@@ -253,9 +278,6 @@ export class GrantRepository {
     token: { token_hash: string; expires_at: number },
     now: number,
   ): Promise<void> {
-    await db
-      .insertInto('refresh_tokens')
-      .values({ ...token, grant_id: grantId, parent_hash: parentHash, created_at: now, used_at: null, superseded_at: null })
-      .execute();
+    await this.insertToken(db, token.token_hash, grantId, parentHash, now, token.expires_at);
   }
 }

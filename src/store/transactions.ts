@@ -1,9 +1,13 @@
-import type { Kysely, Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 import type { DatabaseKind } from './database.js';
 import type { Schema } from './schema.js';
 
 /** A unit of work: database statements only (no network, no waiting on anything else). */
 export type Unit<T> = (trx: Transaction<Schema> | Kysely<Schema>) => Promise<T>;
+
+const SAVEPOINT = CompiledQuery.raw('SAVEPOINT unit');
+const RELEASE = CompiledQuery.raw('RELEASE unit');
+const ROLLBACK_TO = CompiledQuery.raw('ROLLBACK TO unit');
 
 interface Pending {
   unit: Unit<unknown>;
@@ -53,14 +57,15 @@ export class TransactionRunner {
       const trx = await this.db.startTransaction().execute();
       try {
         for (const item of batch) {
-          const sp = await trx.savepoint('unit').execute();
+          // Plain statements rather than Kysely's savepoint builders: this loop is on every write's path.
+          await trx.executeQuery(SAVEPOINT);
           try {
-            const value = await item.unit(sp);
-            await sp.releaseSavepoint('unit').execute();
+            const value = await item.unit(trx);
+            await trx.executeQuery(RELEASE);
             outcomes.push({ ok: true, value });
           } catch (error) {
-            await sp.rollbackToSavepoint('unit').execute();
-            await sp.releaseSavepoint('unit').execute();
+            await trx.executeQuery(ROLLBACK_TO);
+            await trx.executeQuery(RELEASE);
             outcomes.push({ ok: false, error });
           }
         }
