@@ -19,7 +19,8 @@ import { createKey, registerClient } from '../helpers/oauth.js';
 import { cleanEnv, ROOT } from '../helpers/process.js';
 import { makeTempDir } from '../helpers/tmp.js';
 
-const SHIM = '../shared/tools/globsync-shim.mjs';
+/** Lets the conformance tool load on Node 20 (it imports fs.globSync for a command we do not use). */
+const SHIM = './test/judges/support/globsync-shim.mjs';
 const CONFORMANCE = 'node_modules/@modelcontextprotocol/conformance/dist/index.js';
 const BROWSER_PROMPT = 'Access the following URL in your browser and complete the authentication process.';
 const TIMEOUT_MS = 60_000;
