@@ -1,4 +1,4 @@
-import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type JWTPayload } from 'jose';
 import { nowSeconds, type Clock } from '../clock.js';
 import { randomToken } from '../crypto/random.js';
 import type { GrantRepository, GrantRow } from '../store/grants.js';
@@ -66,22 +66,14 @@ export class AccessTokens {
   async verify(token: string, resource: string): Promise<AccessTokenClaims> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(
-        token,
-        async (header) => {
-          const key = header.kid ? await this.keys.publicKey(header.kid) : undefined;
-          if (!key) throw new InvalidTokenError('the token was not signed by this gateway');
-          return key;
-        },
-        {
-          issuer: this.issuer(),
-          audience: resource,
-          algorithms: ['ES256'],
-          typ: 'at+jwt',
-          currentDate: new Date(this.clock.now()),
-          requiredClaims: ['sub', 'jti', 'iat', 'exp'],
-        },
-      ));
+      ({ payload } = await jwtVerify(token, this.keyFor, {
+        issuer: this.issuer(),
+        audience: resource,
+        algorithms: ['ES256'],
+        typ: 'at+jwt',
+        currentDate: new Date(this.clock.now()),
+        requiredClaims: ['sub', 'jti', 'iat', 'exp'],
+      }));
     } catch (err) {
       throw new InvalidTokenError(describeJoseError(err));
     }
@@ -100,20 +92,24 @@ export class AccessTokens {
   async grantOf(token: string): Promise<GrantRow | undefined> {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(
-        token,
-        async (header) => {
-          const key = header.kid ? await this.keys.publicKey(header.kid) : undefined;
-          if (!key) throw new InvalidTokenError('unknown key');
-          return key;
-        },
-        { issuer: this.issuer(), algorithms: ['ES256'], typ: 'at+jwt', currentDate: new Date(0) },
-      ));
+      ({ payload } = await jwtVerify(token, this.keyFor, {
+        issuer: this.issuer(),
+        algorithms: ['ES256'],
+        typ: 'at+jwt',
+        currentDate: new Date(0),
+      }));
     } catch {
       return undefined;
     }
     return typeof payload.sid === 'string' ? this.grants.find(payload.sid) : undefined;
   }
+
+  /** jose's key lookup: the published key the token's header names. */
+  private readonly keyFor = async (header: JWTHeaderParameters) => {
+    const key = header.kid ? await this.keys.publicKey(header.kid) : undefined;
+    if (!key) throw new InvalidTokenError('the token was not signed by this gateway');
+    return key;
+  };
 
   /** Forgets cached grant states (after a revocation made by this process). */
   forget(grantId: string): void {
