@@ -31,6 +31,11 @@ import { migrateToLatest, openDatabase, type Database } from './store/database.j
 import { GrantRepository } from './store/grants.js';
 import { SigningKeyRepository } from './store/signing-keys.js';
 import { VirtualKeyRepository } from './store/virtual-keys.js';
+import { UpstreamPool } from './upstreams/pool.js';
+import { CredentialResolver } from './gateway/credentials.js';
+import { Dispatcher } from './gateway/dispatch.js';
+import { mcpEndpoints } from './gateway/endpoint.js';
+import { VERSION } from './version.js';
 
 export interface AppDeps {
   /** Time source; tests pass one they can move. */
@@ -96,6 +101,8 @@ export interface Gatehouse extends Omit<Services, 'close'> {
   readonly app: FastifyInstance;
   /** The access token verifier that /mcp uses. */
   readonly accessTokens: AccessTokens;
+  /** The shared upstream connections. */
+  readonly upstreams: UpstreamPool;
   /** The live configuration. */
   config(): Config;
   /**
@@ -193,12 +200,25 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     consentEndpoints(scope, ctx);
   });
 
+  // The MCP gateway: /mcp and /mcp/<upstream>, over the shared upstream connections.
+  const upstreams = new UpstreamPool(config, logger, VERSION);
+  upstreams.sync();
+  const credentials = new CredentialResolver({ config, issuer: currentIssuer, accessTokens, virtualKeys: services.virtualKeys, clock });
+  mcpEndpoints(app, {
+    config,
+    credentials,
+    dispatcher: new Dispatcher(config, upstreams, logger, VERSION),
+    pool: upstreams,
+    logger,
+  });
+
   const housekeeping = new Housekeeping(services, () => current, logger);
 
   return {
     ...services,
     app,
     accessTokens,
+    upstreams,
     config,
     reload(next) {
       const warnings: string[] = [];
@@ -211,6 +231,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
       }
       logger.level = next.log.level;
       current = kept;
+      upstreams.sync();
       return warnings;
     },
     async listen() {
@@ -238,6 +259,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
       housekeeping.stop();
       services.signingKeys.stop();
       await app.close();
+      await upstreams.close();
       await services.close();
     },
   };

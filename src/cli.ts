@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { buildApp, openServices, type Gatehouse, type Services } from './app.js';
 import { ConfigError, loadConfig, type LoadConfigOptions } from './config/load.js';
@@ -11,6 +10,7 @@ import { createLogger } from './logging.js';
 import type { ClientRecord } from './store/clients.js';
 import { migrateToLatest, openDatabase, StorageError } from './store/database.js';
 import type { VirtualKeyRecord } from './store/virtual-keys.js';
+import { VERSION } from './version.js';
 
 const USAGE = `Usage: gatehouse <command> [options]
 
@@ -286,17 +286,12 @@ async function migrate(flags: Flags): Promise<void> {
   }
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 async function main(argv: string[]): Promise<number> {
   try {
     const { positionals, flags } = parse(argv);
     const [command, ...args] = positionals;
     if (flags.version) {
-      console.log(version());
+      console.log(VERSION);
       return 0;
     }
     if (flags.help || command === undefined || command === 'help') {

@@ -148,6 +148,8 @@ const upstreamCommon = {
   headers: z.record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'expected an HTTP header name'), z.string()).optional(),
   oauth: upstreamOauth.optional(),
   tools_to_execute: z.array(z.string().min(1)).default(['*']),
+  /** How long one call may take before it is cancelled upstream and fails. */
+  timeout: duration.pipe(z.number().int().min(1).max(3600)).default(60),
 };
 
 const remoteUpstream = <T extends 'http' | 'sse'>(transport: T) =>
@@ -196,7 +198,11 @@ export const configSchema = z.strictObject({
   storage: storageSchema.prefault({}),
   oauth_server: oauthServerSchema.prefault({}),
   gateway: z
-    .strictObject({ auth_mode: z.enum(['headers', 'oauth', 'both']).default('both') })
+    .strictObject({
+      auth_mode: z.enum(['headers', 'oauth', 'both']).default('both'),
+      /** How often each upstream connection is pinged; a failed ping reconnects it. */
+      health_check_interval: duration.pipe(z.number().int().min(1)).default(30),
+    })
     .prefault({}),
   upstreams: z
     .array(upstreamSchema)

@@ -31,12 +31,19 @@ export class InvalidTokenError extends Error {
   }
 }
 
+/** A token that verified, and what its grant's key lets it reach. */
+export interface VerifiedToken {
+  claims: AccessTokenClaims;
+  /** Upstreams and `upstream/tool` patterns of the grant's key; null = unrestricted. */
+  reach: { upstreams: string[] | null; tools: string[] | null };
+}
+
 /** A revocation or key deactivation is seen by every replica within this long (product: ≤ 5 s). */
 export const STATUS_TTL_MS = 2000;
 const STATUS_CACHE_ENTRIES = 10_000;
 
 export class AccessTokens {
-  private readonly statusCache = new Map<string, { live: boolean; until: number }>();
+  private readonly statusCache = new Map<string, { live: boolean; reach: VerifiedToken['reach']; until: number }>();
 
   constructor(
     private readonly keys: SigningKeys,
@@ -64,6 +71,11 @@ export class AccessTokens {
 
   /** The verifier /mcp uses. Throws InvalidTokenError for anything but a live token for `resource`. */
   async verify(token: string, resource: string): Promise<AccessTokenClaims> {
+    return (await this.verifyWithReach(token, resource)).claims;
+  }
+
+  /** As verify, with what the token's key may reach. */
+  async verifyWithReach(token: string, resource: string): Promise<VerifiedToken> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.keyFor, {
@@ -81,8 +93,9 @@ export class AccessTokens {
     if (typeof claims.sid !== 'string' || typeof claims.client_id !== 'string' || typeof claims.scope !== 'string') {
       throw new InvalidTokenError('the token is not a Gatehouse access token');
     }
-    if (!(await this.live(claims.sid))) throw new InvalidTokenError('the token has been revoked');
-    return claims as AccessTokenClaims;
+    const status = await this.status(claims.sid);
+    if (!status.live) throw new InvalidTokenError('the token has been revoked');
+    return { claims: claims as AccessTokenClaims, reach: status.reach };
   }
 
   /**
@@ -116,19 +129,19 @@ export class AccessTokens {
     this.statusCache.delete(grantId);
   }
 
-  private async live(grantId: string): Promise<boolean> {
+  private async status(grantId: string): Promise<{ live: boolean; reach: VerifiedToken['reach'] }> {
     const now = this.clock.now();
     const cached = this.statusCache.get(grantId);
-    if (cached && cached.until > now) return cached.live;
+    if (cached && cached.until > now) return cached;
     const status = await this.grants.status(grantId);
     const seconds = Math.floor(now / 1000);
+    const key = status?.key ?? null;
     const live =
-      status !== undefined &&
-      !status.revoked &&
-      (status.key === null || (status.key.active && (status.key.expires_at === null || status.key.expires_at > seconds)));
+      status !== undefined && !status.revoked && (key === null || (key.active && (key.expires_at === null || key.expires_at > seconds)));
+    const entry = { live, reach: { upstreams: key?.upstreams ?? null, tools: key?.tools ?? null }, until: now + STATUS_TTL_MS };
     if (this.statusCache.size >= STATUS_CACHE_ENTRIES) this.statusCache.delete(this.statusCache.keys().next().value!);
-    this.statusCache.set(grantId, { live, until: now + STATUS_TTL_MS });
-    return live;
+    this.statusCache.set(grantId, entry);
+    return entry;
   }
 }
 

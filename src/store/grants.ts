@@ -17,10 +17,14 @@ export interface Refusal {
   description: string;
 }
 
-/** The state of a grant's virtual key, for checks made inside the unit of work. */
+/** The state of a grant's virtual key: for checks made inside the unit of work, and what it may reach. */
 export interface KeyState {
   active: boolean;
   expires_at: number | null;
+  /** Upstreams the key may reach (null = all). */
+  upstreams: string[] | null;
+  /** `upstream/tool` patterns the key may call (null = all). */
+  tools: string[] | null;
 }
 
 export type CodeExchange =
@@ -80,15 +84,28 @@ export class GrantRepository {
         superseded_at: null,
       }),
   );
-  private readonly selectGrantWithKey = prepared<[string], GrantRow & { key_found: string | null; key_active: number | null; key_expires_at: number | null }>(
-    1,
-    (id) =>
-      this.db
-        .selectFrom('grants')
-        .leftJoin('virtual_keys', 'virtual_keys.id', 'grants.key_id')
-        .selectAll('grants')
-        .select(['virtual_keys.id as key_found', 'virtual_keys.active as key_active', 'virtual_keys.expires_at as key_expires_at'])
-        .where('grants.id', '=', id),
+  private readonly selectGrantWithKey = prepared<
+    [string],
+    GrantRow & {
+      key_found: string | null;
+      key_active: number | null;
+      key_expires_at: number | null;
+      key_upstreams: string | null;
+      key_tools: string | null;
+    }
+  >(1, (id) =>
+    this.db
+      .selectFrom('grants')
+      .leftJoin('virtual_keys', 'virtual_keys.id', 'grants.key_id')
+      .selectAll('grants')
+      .select([
+        'virtual_keys.id as key_found',
+        'virtual_keys.active as key_active',
+        'virtual_keys.expires_at as key_expires_at',
+        'virtual_keys.upstreams as key_upstreams',
+        'virtual_keys.tools as key_tools',
+      ])
+      .where('grants.id', '=', id),
   );
 
   constructor(database: Database) {
@@ -251,13 +268,19 @@ export class GrantRepository {
   private async grantWithKey(db: Db, id: string): Promise<{ grant: GrantRow; key: KeyState | null } | undefined> {
     const row = (await this.selectGrantWithKey(db, id)).rows[0];
     if (!row) return undefined;
-    const { key_found, key_active, key_expires_at, ...grant } = row;
+    const { key_found, key_active, key_expires_at, key_upstreams, key_tools, ...grant } = row;
     let key: KeyState | null = null;
     if (grant.key_id !== null) {
       // A key deleted from under its grant counts as inactive.
-      key = key_found === null
-        ? { active: false, expires_at: null }
-        : { active: Number(key_active) === 1, expires_at: key_expires_at === null ? null : Number(key_expires_at) };
+      key =
+        key_found === null
+          ? { active: false, expires_at: null, upstreams: [], tools: [] }
+          : {
+              active: Number(key_active) === 1,
+              expires_at: key_expires_at === null ? null : Number(key_expires_at),
+              upstreams: key_upstreams === null ? null : (JSON.parse(key_upstreams) as string[]),
+              tools: key_tools === null ? null : (JSON.parse(key_tools) as string[]),
+            };
     }
     return { grant: normalizeGrant(grant), key };
   }

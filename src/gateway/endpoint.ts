@@ -1,0 +1,181 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { OAuthError } from '../oauth/errors.js';
+import type { UpstreamPool } from '../upstreams/pool.js';
+import { upstreamReachable } from './catalog.js';
+import { AuthenticationError, type Caller, type CredentialResolver } from './credentials.js';
+import { requiredScope, type Dispatcher } from './dispatch.js';
+import { classify, ErrorCode, errorResponse, JsonRpcError, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.js';
+
+/**
+ * `/mcp` and `/mcp/<upstream>` (product §3.1): MCP's Streamable HTTP transport, stateless. A POST
+ * carries JSON-RPC messages and gets JSON back — or an event stream, when a tool call asked for
+ * progress; a GET opens a stream of list_changed notifications; DELETE is refused (there is no
+ * session to end). No session is issued, and an `Mcp-Session-Id` a client sends is ignored: every
+ * request is authenticated on its own and may reach any replica.
+ */
+export const MCP_BODY_LIMIT = 4 * 1024 * 1024;
+const HEARTBEAT_MS = 25_000;
+
+export interface McpDeps {
+  config: () => Config;
+  credentials: CredentialResolver;
+  dispatcher: Dispatcher;
+  pool: UpstreamPool;
+  logger: Logger;
+}
+
+type Params = { upstream?: string };
+
+export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
+  // In-flight requests of this process, so notifications/cancelled can stop them.
+  const inFlight = new Map<string, AbortController>();
+
+  const errorHandler = (error: FastifyError | OAuthError | Error, _request: FastifyRequest, reply: FastifyReply) => {
+    // The body could not be read as JSON: JSON-RPC's parse error, with the HTTP status the problem deserves.
+    const status = error instanceof OAuthError ? error.status : ((error as FastifyError).statusCode ?? 500);
+    if (status >= 500) {
+      deps.logger.error({ err: error }, 'MCP request failed');
+      return reply.code(500).send(errorResponse(null, ErrorCode.InternalError, 'internal error'));
+    }
+    const message = error instanceof OAuthError ? error.description : status === 413 ? 'the request body is too large' : 'the request is malformed';
+    return reply.code(status).send(errorResponse(null, ErrorCode.ParseError, message));
+  };
+
+  const endpoint = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, verb: 'post' | 'get' | 'delete') => {
+    const upstream = request.params.upstream;
+    if (upstream !== undefined && !deps.config().upstreams.some((u) => u.name === upstream)) {
+      return reply.code(404).send({ error: 'not_found', error_description: `no MCP server named "${upstream.slice(0, 64)}" here` });
+    }
+    let caller: Caller;
+    try {
+      caller = await deps.credentials.authenticate(request, upstream);
+    } catch (err) {
+      if (!(err instanceof AuthenticationError)) throw err;
+      return reply
+        .code(err.status)
+        .header('www-authenticate', err.challenge)
+        .send({ error: err.error ?? 'unauthorized', error_description: err.description });
+    }
+    if (upstream !== undefined && !upstreamReachable(upstream, caller.reach)) {
+      return reply.code(403).send({ error: 'forbidden', error_description: `this credential does not give access to "${upstream}"` });
+    }
+    const version = request.headers['mcp-protocol-version'];
+    if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
+      return reply.code(400).send(errorResponse(null, ErrorCode.InvalidRequest, `unsupported MCP-Protocol-Version: ${version.slice(0, 32)}`));
+    }
+    if (verb === 'delete') {
+      // Stateless: there is no session to terminate (Streamable HTTP allows 405 here).
+      return reply.code(405).header('allow', 'GET, POST').send(errorResponse(null, ErrorCode.InvalidRequest, 'no session to terminate'));
+    }
+    if (verb === 'get') return openNotificationStream(request, reply, caller, upstream);
+    return post(request, reply, caller, upstream);
+  };
+
+  const post = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, caller: Caller, upstream: string | undefined) => {
+    const body = request.body;
+    const batch = Array.isArray(body);
+    const items: unknown[] = batch ? body : [body];
+    if (items.length === 0) return reply.code(400).send(errorResponse(null, ErrorCode.InvalidRequest, 'an empty batch'));
+    const requests: JsonRpcRequest[] = [];
+    for (const item of items) {
+      let incoming;
+      try {
+        incoming = classify(item);
+      } catch (err) {
+        return reply.code(400).send(errorResponse(null, ErrorCode.InvalidRequest, (err as JsonRpcError).message));
+      }
+      if (incoming.kind === 'request') requests.push(incoming.message);
+      else if (incoming.kind === 'notification') notification(incoming.message, caller);
+    }
+    // Notifications and responses only: accepted, nothing to answer (Streamable HTTP: 202).
+    if (requests.length === 0) return reply.code(202).send();
+
+    const missing = requests.map((r) => requiredScope(r.method)).find((s) => s !== undefined && !caller.scopes.includes(s));
+    if (missing) {
+      const description = `this request needs the ${missing} scope`;
+      return reply
+        .code(403)
+        .header('www-authenticate', deps.credentials.challenge(upstream, { error: 'insufficient_scope', description, scope: missing }))
+        .send({ error: 'insufficient_scope', error_description: description, scope: missing });
+    }
+
+    const controller = new AbortController();
+    const keys = requests.map((r) => `${caller.subject}\u0000${String(r.id)}`);
+    for (const key of keys) inFlight.set(key, controller);
+    // A client that goes away takes its requests with it: they are cancelled upstream too.
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    });
+    try {
+      const wantsStream =
+        !batch &&
+        (requests[0]!.params?._meta as Record<string, unknown> | undefined)?.progressToken !== undefined &&
+        (request.headers.accept ?? '').includes('text/event-stream');
+      if (wantsStream) return await respondWithStream(reply, requests[0]!, caller, upstream, controller.signal);
+      const responses = await Promise.all(
+        requests.map((r) => deps.dispatcher.handle(r, { caller, upstream, signal: controller.signal })),
+      );
+      return reply.code(200).send(batch ? responses : responses[0]);
+    } finally {
+      for (const key of keys) if (inFlight.get(key) === controller) inFlight.delete(key);
+    }
+  };
+
+  const notification = (message: JsonRpcNotification, caller: Caller) => {
+    if (message.method === 'notifications/cancelled') {
+      const id = message.params?.requestId;
+      if (typeof id === 'string' || typeof id === 'number') inFlight.get(`${caller.subject}\u0000${String(id)}`)?.abort();
+    }
+    // notifications/initialized, roots/list_changed and the like need nothing from a stateless gateway.
+  };
+
+  /** Server-sent events for one request: its progress notifications, then its response. */
+  const respondWithStream = async (
+    reply: FastifyReply,
+    request: JsonRpcRequest,
+    caller: Caller,
+    upstream: string | undefined,
+    signal: AbortSignal,
+  ) => {
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const send = (message: JsonRpcNotification | JsonRpcResponse) => {
+      if (!res.writableEnded) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    };
+    const response = await deps.dispatcher.handle(request, { caller, upstream, signal, notify: send });
+    send(response);
+    res.end();
+  };
+
+  const openNotificationStream = (request: FastifyRequest, reply: FastifyReply, caller: Caller, upstream: string | undefined) => {
+    if (!(request.headers.accept ?? '').includes('text/event-stream')) {
+      return reply.code(406).send(errorResponse(null, ErrorCode.InvalidRequest, 'a GET opens an event stream: Accept text/event-stream'));
+    }
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    res.write(': gatehouse notification stream\n\n');
+    const unsubscribe = deps.pool.onCatalogChange((changed) => {
+      if ((upstream !== undefined && changed !== upstream) || !upstreamReachable(changed, caller.reach)) return;
+      for (const method of ['notifications/tools/list_changed', 'notifications/resources/list_changed', 'notifications/prompts/list_changed']) {
+        res.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method })}\n\n`);
+      }
+    });
+    const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+    heartbeat.unref();
+    res.on('close', () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+    });
+  };
+
+  for (const url of ['/mcp', '/mcp/:upstream']) {
+    app.post<{ Params: Params }>(url, { bodyLimit: MCP_BODY_LIMIT, errorHandler }, (request, reply) => endpoint(request, reply, 'post'));
+    app.get<{ Params: Params }>(url, { errorHandler }, (request, reply) => endpoint(request, reply, 'get'));
+    app.delete<{ Params: Params }>(url, { errorHandler }, (request, reply) => endpoint(request, reply, 'delete'));
+  }
+}
