@@ -36,6 +36,8 @@ import { CredentialResolver } from './gateway/credentials.js';
 import { Dispatcher } from './gateway/dispatch.js';
 import { mcpEndpoints } from './gateway/endpoint.js';
 import { VERSION } from './version.js';
+import { operationsEndpoints } from './ops/health.js';
+import { Metrics } from './ops/metrics.js';
 
 export interface AppDeps {
   /** Time source; tests pass one they can move. */
@@ -170,6 +172,12 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     forceCloseConnections: 'idle',
   });
   installErrorHandling(app);
+  const upstreams = new UpstreamPool(config, logger, VERSION);
+  const metrics = new Metrics(upstreams);
+  app.addHook('onResponse', (request, reply, done) => {
+    metrics.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
+  });
   useStrictJsonBodies(app);
   useStrictFormBodies(app);
   // Only its counters are used (src/oauth/rate-limits.ts), per route, from the live configuration.
@@ -201,18 +209,18 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   });
 
   // The MCP gateway: /mcp and /mcp/<upstream>, over the shared upstream connections.
-  const upstreams = new UpstreamPool(config, logger, VERSION);
-  upstreams.sync();
   const credentials = new CredentialResolver({ config, issuer: currentIssuer, accessTokens, virtualKeys: services.virtualKeys, clock });
   mcpEndpoints(app, {
     config,
     credentials,
-    dispatcher: new Dispatcher(config, upstreams, logger, VERSION),
+    dispatcher: new Dispatcher(config, upstreams, logger, VERSION, metrics),
     pool: upstreams,
     logger,
   });
+  operationsEndpoints(app, { database: services.database, pool: upstreams, metrics });
 
   const housekeeping = new Housekeeping(services, () => current, logger);
+  upstreams.sync();
 
   return {
     ...services,
