@@ -6,6 +6,7 @@ import type { Config } from './config/schema.js';
 import { consentEndpoints } from './consent/routes.js';
 import { loadEncryptionKey, SecretBox } from './crypto/encryption.js';
 import { allowAnyOriginIn } from './http/cors.js';
+import { Drain } from './http/drain.js';
 import { installErrorHandling } from './http/errors.js';
 import { useStrictFormBodies } from './http/form.js';
 import { useStrictJsonBodies } from './http/json-body.js';
@@ -125,6 +126,9 @@ export interface Gatehouse extends Omit<Services, 'close'> {
 const HOUSEKEEPING_INTERVAL_MS = 10 * 60 * 1000;
 const KEY_RELOAD_INTERVAL_MS = 60 * 1000;
 
+/** How long a shutdown waits for requests in flight. */
+const DRAIN_TIMEOUT_MS = 30_000;
+
 /** Settings that are bound at start (listening socket, database, keys); a reload cannot change them. */
 const RESTART_ONLY = ['server', 'storage', 'security'] as const;
 
@@ -172,6 +176,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     forceCloseConnections: 'idle',
   });
   installErrorHandling(app);
+  const drain = new Drain(app);
   const upstreams = new UpstreamPool(config, logger, VERSION);
   const metrics = new Metrics(upstreams);
   app.addHook('onResponse', (request, reply, done) => {
@@ -216,6 +221,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     dispatcher: new Dispatcher(config, upstreams, logger, VERSION, metrics),
     pool: upstreams,
     logger,
+    drain,
   });
   operationsEndpoints(app, { database: services.database, pool: upstreams, metrics });
 
@@ -266,7 +272,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     async close() {
       housekeeping.stop();
       services.signingKeys.stop();
-      await app.close();
+      await drain.close(app, DRAIN_TIMEOUT_MS);
       await upstreams.close();
       await services.close();
     },

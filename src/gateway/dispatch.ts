@@ -202,6 +202,11 @@ export class Dispatcher {
       this.observer?.toolCall(upstream, result.isError === true ? 'tool_error' : 'ok', seconds());
       return result;
     } catch (err) {
+      // Cancelled by the client: nobody is waiting for a tool result.
+      if (ctx.signal.aborted) {
+        this.observer?.toolCall(upstream, 'error', seconds());
+        throw new JsonRpcError(ErrorCode.InternalError, 'the request was cancelled');
+      }
       // The upstream's failure is a tool error naming it, so the model sees what happened and the
       // other upstreams are unaffected (product §3.2).
       if (err instanceof UpstreamUnavailableError) {
@@ -212,9 +217,12 @@ export class Dispatcher {
         this.observer?.toolCall(upstream, 'timeout', seconds());
         return toolError(`The MCP server "${upstream}" did not answer within ${config.timeout} seconds; the call was cancelled.`);
       }
+      if (err instanceof McpError && err.code === ErrorCode.ConnectionClosed) {
+        this.observer?.toolCall(upstream, 'unavailable', seconds());
+        return toolError(`The MCP server "${upstream}" closed the connection during the call; it is being reconnected. Try again.`);
+      }
       this.observer?.toolCall(upstream, 'error', seconds());
       if (err instanceof McpError) throw err;
-      if (ctx.signal.aborted) throw err;
       return toolError(`The MCP server "${upstream}" failed: ${err instanceof Error ? err.message.slice(0, 300) : 'unknown error'}`);
     }
   }

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { Drain } from '../http/drain.js';
 import { OAuthError } from '../oauth/errors.js';
 import type { UpstreamPool } from '../upstreams/pool.js';
 import { upstreamReachable } from './catalog.js';
@@ -25,6 +26,7 @@ export interface McpDeps {
   dispatcher: Dispatcher;
   pool: UpstreamPool;
   logger: Logger;
+  drain: Drain;
 }
 
 type Params = { upstream?: string };
@@ -167,9 +169,12 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
     });
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     heartbeat.unref();
+    // A shutdown ends the stream at once; the client reconnects to another replica.
+    const unregister = deps.drain.onShutdown(() => res.end());
     res.on('close', () => {
       clearInterval(heartbeat);
       unsubscribe();
+      unregister();
     });
   };
 

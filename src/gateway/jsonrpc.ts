@@ -36,6 +36,7 @@ export const ErrorCode = {
   MethodNotFound: -32601,
   InvalidParams: -32602,
   InternalError: -32603,
+  ConnectionClosed: -32000,
   RequestTimeout: -32001,
 } as const;
 
