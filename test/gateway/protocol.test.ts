@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { startHttpFixture, type HttpFixture } from '../fixtures/http-fixture.js';
+import { startGateway, type TestGateway } from '../helpers/gateway.js';
+import { mcpPost, rpc, upstreamsReady } from '../helpers/mcp.js';
+import { createKey } from '../helpers/oauth.js';
+
+/** MCP Streamable HTTP, stateless: what any request to /mcp gets. */
+describe('/mcp protocol', () => {
+  let gw: TestGateway;
+  let fixture: HttpFixture;
+  let key: string;
+  before(async () => {
+    fixture = await startHttpFixture('fx');
+    gw = await startGateway({ config: { upstreams: [{ name: 'fx', transport: 'http', url: fixture.url, auth_type: 'none' }] } });
+    await upstreamsReady(gw, ['fx']);
+    key = (await createKey(gw)).key;
+  });
+  after(async () => {
+    await gw.close();
+    await fixture.close();
+  });
+
+  test('initialize negotiates the protocol version and issues no session', async () => {
+    const res = await mcpPost(gw, {
+      jsonrpc: '2.0',
+      id: 0,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
+    }, { credential: key });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('mcp-session-id'), null, 'stateless: no session');
+    assert.equal(res.json.result.protocolVersion, '2025-06-18');
+    assert.equal(res.json.result.serverInfo.name, 'gatehouse');
+    assert.ok(res.json.result.capabilities.tools);
+    const future = await rpc(gw, key, 'initialize', { protocolVersion: '2099-01-01', capabilities: {}, clientInfo: { name: 't', version: '1' } });
+    assert.equal(future.result.protocolVersion, '2025-11-25', 'an unknown version gets our latest');
+  });
+
+  test('notifications and responses are accepted with 202 and no body', async () => {
+    const res = await mcpPost(gw, { jsonrpc: '2.0', method: 'notifications/initialized' }, { credential: key });
+    assert.equal(res.status, 202);
+    assert.equal(res.text, '');
+    assert.equal((await mcpPost(gw, { jsonrpc: '2.0', id: 9, result: {} }, { credential: key })).status, 202);
+  });
+
+  test('a session id from a client is ignored, and any request may come without one', async () => {
+    const res = await mcpPost(gw, { jsonrpc: '2.0', id: 1, method: 'ping' }, { credential: key, headers: { 'mcp-session-id': 'whatever-123' } });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json.result, {});
+  });
+
+  test('batches get an array of answers', async () => {
+    const res = await mcpPost(gw, [
+      { jsonrpc: '2.0', id: 1, method: 'ping' },
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'fx-echo', arguments: { message: 'b' } } },
+    ], { credential: key });
+    assert.equal(res.status, 200);
+    assert.deepEqual(res.json.map((r: { id: number }) => r.id), [1, 2]);
+    assert.equal(res.json[1].result.content[0].text, 'fx: b');
+  });
+
+  test('malformed messages: JSON-RPC errors with 400, never a 500', async () => {
+    for (const [body, code] of [
+      ['{not json', -32700],
+      ['{"jsonrpc":"2.0","id":1,"method":"ping","method":"x"}', -32700],
+      ['{"jsonrpc":"1.0","id":1,"method":"ping"}', -32600],
+      ['{"jsonrpc":"2.0","id":null,"method":"ping"}', -32600],
+      ['{"jsonrpc":"2.0","id":1,"method":"tools/list","params":[1]}', -32600],
+      ['[]', -32600],
+      ['"ping"', -32600],
+    ] as const) {
+      const res = await mcpPost(gw, body, { credential: key });
+      assert.equal(res.status, 400, body);
+      assert.equal(res.json.error.code, code, body);
+    }
+    const huge = await mcpPost(gw, JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping', params: { pad: 'x'.repeat(5 * 1024 * 1024) } }), { credential: key });
+    assert.equal(huge.status, 413);
+  });
+
+  test('unknown methods and bad parameters', async () => {
+    assert.equal((await rpc(gw, key, 'nope/nothing')).error?.code, -32601);
+    assert.equal((await rpc(gw, key, 'tools/call', {})).error?.code, -32602);
+    assert.equal((await rpc(gw, key, 'tools/call', { name: 'fx-does_not_exist' })).error?.code, -32602);
+    assert.equal((await rpc(gw, key, 'tools/call', { name: 'nodash' })).error?.code, -32602);
+    assert.equal((await rpc(gw, key, 'resources/read', { uri: 'gatehouse://' })).error?.code, -32602);
+  });
+
+  test('DELETE is refused (no session to end); an unsupported MCP-Protocol-Version is 400', async () => {
+    const del = await fetch(`${gw.url}/mcp`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } });
+    assert.equal(del.status, 405);
+    assert.match(del.headers.get('allow') ?? '', /POST/);
+    const version = await mcpPost(gw, { jsonrpc: '2.0', id: 1, method: 'ping' }, { credential: key, headers: { 'mcp-protocol-version': '1999-01-01' } });
+    assert.equal(version.status, 400);
+    const ok = await mcpPost(gw, { jsonrpc: '2.0', id: 1, method: 'ping' }, { credential: key, headers: { 'mcp-protocol-version': '2025-11-25' } });
+    assert.equal(ok.status, 200);
+  });
+
+  test('GET without Accept: text/event-stream is 406; completion is forwarded', async () => {
+    const get = await fetch(`${gw.url}/mcp`, { headers: { authorization: `Bearer ${key}`, accept: 'application/json' } });
+    assert.equal(get.status, 406);
+    const completion = await rpc(gw, key, 'completion/complete', { ref: { type: 'ref/prompt', name: 'fx-greet' }, argument: { name: 'who', value: 'a' } });
+    assert.deepEqual(completion.result?.completion?.values, ['Ada', 'Alan'], JSON.stringify(completion));
+  });
+});
