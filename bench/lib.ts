@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
@@ -71,4 +72,55 @@ export function saveResult(name: string, data: unknown): void {
 /** A markdown table. */
 export function table(header: string[], rows: Array<Array<string | number>>): string {
   return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export interface LoadResult {
+  rps: number;
+  /** Latency percentiles in milliseconds, to 0.01 ms. */
+  p50: number;
+  p99: number;
+  failed: number;
+}
+
+/**
+ * A closed-loop load: `connections` clients, each sending one request and waiting for its answer
+ * before the next, over keep-alive connections, for `seconds`. Latency is measured per request
+ * with the high-resolution clock (autocannon rounds to whole milliseconds, too coarse for a hop
+ * that adds half of one).
+ */
+export async function closedLoop(
+  target: { url: string; headers: Record<string, string>; body: string },
+  connections: number,
+  seconds: number,
+): Promise<LoadResult> {
+  const url = new URL(target.url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
+  const headers = { ...target.headers, 'content-length': String(Buffer.byteLength(target.body)) };
+  const once = () =>
+    new Promise<boolean>((resolve) => {
+      const req = http.request(url, { method: 'POST', headers, agent }, (res) => {
+        res.resume();
+        res.once('end', () => resolve((res.statusCode ?? 0) < 300));
+      });
+      req.once('error', () => resolve(false));
+      req.end(target.body);
+    });
+  const latencies: number[] = [];
+  let failed = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        const ok = await once();
+        latencies.push(performance.now() - t0);
+        if (!ok) failed++;
+      }
+    }),
+  );
+  const elapsed = (performance.now() - started) / 1000;
+  agent.destroy();
+  latencies.sort((a, b) => a - b);
+  return { rps: Math.round(latencies.length / elapsed), p50: percentile(latencies, 50), p99: percentile(latencies, 99), failed };
 }

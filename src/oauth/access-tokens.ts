@@ -41,9 +41,16 @@ export interface VerifiedToken {
 /** A revocation or key deactivation is seen by every replica within this long (product: ≤ 5 s). */
 export const STATUS_TTL_MS = 2000;
 const STATUS_CACHE_ENTRIES = 10_000;
+const VERIFIED_CACHE_ENTRIES = 10_000;
 
 export class AccessTokens {
   private readonly statusCache = new Map<string, { live: boolean; reach: VerifiedToken['reach']; until: number }>();
+  /**
+   * Tokens whose signature already verified. A client sends the same token with every request
+   * until it expires; checking an ES256 signature costs more than the rest of a tool call's work
+   * here. Expiry, audience and the grant's status are still checked on every use.
+   */
+  private readonly verified = new Map<string, AccessTokenClaims>();
 
   constructor(
     private readonly keys: SigningKeys,
@@ -76,6 +83,15 @@ export class AccessTokens {
 
   /** As verify, with what the token's key may reach. */
   async verifyWithReach(token: string, resource: string): Promise<VerifiedToken> {
+    const known = this.verified.get(token);
+    if (known) {
+      if (known.exp * 1000 <= this.clock.now()) throw new InvalidTokenError('the token has expired');
+      if (known.aud !== resource) throw new InvalidTokenError('the token was issued for another resource');
+      if (known.iss !== this.issuer()) throw new InvalidTokenError('the token was issued by another server');
+      const status = await this.status(known.sid);
+      if (!status.live) throw new InvalidTokenError('the token has been revoked');
+      return { claims: known, reach: status.reach };
+    }
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.keyFor, {
@@ -93,8 +109,11 @@ export class AccessTokens {
     if (typeof claims.sid !== 'string' || typeof claims.client_id !== 'string' || typeof claims.scope !== 'string') {
       throw new InvalidTokenError('the token is not a Gatehouse access token');
     }
+    if (typeof claims.aud !== 'string') throw new InvalidTokenError('the token must name exactly one audience');
     const status = await this.status(claims.sid);
     if (!status.live) throw new InvalidTokenError('the token has been revoked');
+    if (this.verified.size >= VERIFIED_CACHE_ENTRIES) this.verified.delete(this.verified.keys().next().value!);
+    this.verified.set(token, claims as AccessTokenClaims);
     return { claims: claims as AccessTokenClaims, reach: status.reach };
   }
 

@@ -15,6 +15,7 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { UpstreamConfig } from '../config/schema.js';
+import { keepAliveFetch } from './http-client.js';
 
 /**
  * One upstream MCP server, connected once and shared: the SDK client keeps one session and
@@ -67,6 +68,7 @@ export class UpstreamConnection {
   listedAt: number | undefined;
 
   private client: Client | undefined;
+  private readonly http = keepAliveFetch();
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
@@ -110,6 +112,7 @@ export class UpstreamConnection {
     const client = this.client;
     this.client = undefined;
     await client?.close().catch(() => {});
+    this.http.close();
   }
 
   private setState(state: UpstreamState, error?: string): void {
@@ -138,10 +141,13 @@ export class UpstreamConnection {
       return transport;
     }
     const headers = { ...(u.headers ?? {}) };
-    if (u.transport === 'http') return new StreamableHTTPClientTransport(new URL(u.url), { requestInit: { headers } });
+    if (u.transport === 'http') {
+      return new StreamableHTTPClientTransport(new URL(u.url), { requestInit: { headers }, fetch: this.http.fetch });
+    }
     // Legacy SSE: the POSTs take requestInit; the event stream is opened by its own fetch.
     return new SSEClientTransport(new URL(u.url), {
       requestInit: { headers },
+      fetch: this.http.fetch,
       eventSourceInit: {
         fetch: (url, init) => {
           const merged = new Headers(init?.headers);
