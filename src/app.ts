@@ -217,6 +217,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   const credentials = new CredentialResolver({ config, issuer: currentIssuer, accessTokens, virtualKeys: services.virtualKeys, clock });
   mcpEndpoints(app, {
     config,
+    issuer: currentIssuer,
     credentials,
     dispatcher: new Dispatcher(config, upstreams, logger, VERSION, metrics),
     pool: upstreams,

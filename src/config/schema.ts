@@ -202,6 +202,8 @@ export const configSchema = z.strictObject({
       auth_mode: z.enum(['headers', 'oauth', 'both']).default('both'),
       /** How often each upstream connection is pinged; a failed ping reconnects it. */
       health_check_interval: duration.pipe(z.number().int().min(1)).default(30),
+      /** Browser origins, besides the gateway's own, that may call /mcp (`https://app.example`). */
+      allowed_origins: z.array(httpUrl.refine((v) => new URL(v).origin === v, 'expected an origin: scheme://host[:port], no path')).default([]),
     })
     .prefault({}),
   upstreams: z

@@ -1,7 +1,7 @@
 import { McpError, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { UpstreamUnavailableError, type UpstreamConnection } from '../upstreams/connection.js';
+import { UpstreamUnavailableError, type UpstreamConnection, type UpstreamNotification } from '../upstreams/connection.js';
 import type { UpstreamPool } from '../upstreams/pool.js';
 import {
   exposedUri,
@@ -190,15 +190,15 @@ export class Dispatcher {
     }
     const meta = params._meta as Record<string, unknown> | undefined;
     const progressToken = meta?.progressToken;
-    const onprogress =
+    // Progress goes back under the client's own token, and only to a client that asked for it.
+    const onNotification =
       progressToken !== undefined && ctx.notify
-        ? (p: { progress: number; total?: number; message?: string }) =>
-            ctx.notify!({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken, ...p } })
+        ? (n: UpstreamNotification) => ctx.notify!({ jsonrpc: '2.0', method: n.method, params: { ...n.params, progressToken } })
         : undefined;
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     try {
-      const result = await connection.request('tools/call', { ...forwardable(params), name }, { signal: ctx.signal, onprogress });
+      const result = await connection.request('tools/call', { ...forwardable(params), name }, { signal: ctx.signal, onNotification });
       this.observer?.toolCall(upstream, result.isError === true ? 'tool_error' : 'ok', seconds());
       return result;
     } catch (err) {
@@ -241,7 +241,7 @@ export class Dispatcher {
   }
 }
 
-/** Parameters to send upstream: the client's progress token stays here (the upstream gets ours). */
+/** Parameters to send upstream: the client's progress token stays here (the upstream gets ours, if any). */
 function forwardable(params: Record<string, unknown>): Record<string, unknown> {
   const meta = params._meta as Record<string, unknown> | undefined;
   if (!meta || !('progressToken' in meta)) return params;

@@ -6,6 +6,7 @@ import type { Drain } from '../http/drain.js';
 import { OAuthError } from '../oauth/errors.js';
 import type { UpstreamPool } from '../upstreams/pool.js';
 import { upstreamReachable } from './catalog.js';
+import { originRefusal } from './origin.js';
 import { AuthenticationError, type Caller, type CredentialResolver } from './credentials.js';
 import { requiredScope, type Dispatcher } from './dispatch.js';
 import { classify, ErrorCode, errorResponse, JsonRpcError, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.js';
@@ -22,6 +23,7 @@ const HEARTBEAT_MS = 25_000;
 
 export interface McpDeps {
   config: () => Config;
+  issuer: () => string;
   credentials: CredentialResolver;
   dispatcher: Dispatcher;
   pool: UpstreamPool;
@@ -47,6 +49,8 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
   };
 
   const endpoint = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, verb: 'post' | 'get' | 'delete') => {
+    const refusal = originRefusal(request, deps.issuer(), deps.config().gateway.allowed_origins);
+    if (refusal) return reply.code(403).send({ error: 'forbidden', error_description: refusal });
     const upstream = request.params.upstream;
     if (upstream !== undefined && !deps.config().upstreams.some((u) => u.name === upstream)) {
       return reply.code(404).send({ error: 'not_found', error_description: `no MCP server named "${upstream.slice(0, 64)}" here` });
@@ -112,11 +116,10 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
       if (!reply.raw.writableFinished) controller.abort();
     });
     try {
-      const wantsStream =
-        !batch &&
-        (requests[0]!.params?._meta as Record<string, unknown> | undefined)?.progressToken !== undefined &&
-        (request.headers.accept ?? '').includes('text/event-stream');
-      if (wantsStream) return await respondWithStream(reply, requests[0]!, caller, upstream, controller.signal);
+      // A single request may be answered with an event stream, but only if something needs one: it
+      // starts with the first notification (progress) and stays plain JSON otherwise.
+      const streamable = !batch && (request.headers.accept ?? '').includes('text/event-stream');
+      if (streamable) return await respond(reply, requests[0]!, caller, upstream, controller.signal);
       const responses = await Promise.all(
         requests.map((r) => deps.dispatcher.handle(r, { caller, upstream, signal: controller.signal })),
       );
@@ -134,23 +137,26 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
     // notifications/initialized, roots/list_changed and the like need nothing from a stateless gateway.
   };
 
-  /** Server-sent events for one request: its progress notifications, then its response. */
-  const respondWithStream = async (
-    reply: FastifyReply,
-    request: JsonRpcRequest,
-    caller: Caller,
-    upstream: string | undefined,
-    signal: AbortSignal,
-  ) => {
-    reply.hijack();
+  /** One request's answer: JSON, or server-sent events once it has notifications to pass on. */
+  const respond = async (reply: FastifyReply, request: JsonRpcRequest, caller: Caller, upstream: string | undefined, signal: AbortSignal) => {
+    let streaming = false;
     const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
-    const send = (message: JsonRpcNotification | JsonRpcResponse) => {
-      if (!res.writableEnded) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+    const event = (message: JsonRpcNotification | JsonRpcResponse) => {
+      if (!res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
     };
-    const response = await deps.dispatcher.handle(request, { caller, upstream, signal, notify: send });
-    send(response);
+    const notify = (message: JsonRpcNotification) => {
+      if (!streaming) {
+        streaming = true;
+        reply.hijack();
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+      }
+      event(message);
+    };
+    const response = await deps.dispatcher.handle(request, { caller, upstream, signal, notify });
+    if (!streaming) return reply.code(200).send(response);
+    event(response);
     res.end();
+    return reply;
   };
 
   const openNotificationStream = (request: FastifyRequest, reply: FastifyReply, caller: Caller, upstream: string | undefined) => {

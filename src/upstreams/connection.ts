@@ -35,6 +35,12 @@ export interface Catalog {
 
 const EMPTY_CATALOG: Catalog = { tools: [], resources: [], resourceTemplates: [], prompts: [] };
 
+/** A notification an upstream sent about one of our requests. */
+export interface UpstreamNotification {
+  method: string;
+  params: Record<string, unknown>;
+}
+
 /** The upstream is not connected: calls fail with this at once rather than wait. */
 export class UpstreamUnavailableError extends Error {
   override name = 'UpstreamUnavailableError';
@@ -69,6 +75,9 @@ export class UpstreamConnection {
 
   private client: Client | undefined;
   private readonly http = keepAliveFetch();
+  /** Our progress tokens → who wants that request's notifications. */
+  private readonly listeners = new Map<string, (notification: UpstreamNotification) => void>();
+  private tokens = 0;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
@@ -87,21 +96,35 @@ export class UpstreamConnection {
     void this.connect();
   }
 
-  /** Sends a request over the shared session. Throws UpstreamUnavailableError when not connected. */
+  /**
+   * Sends a request over the shared session. Throws UpstreamUnavailableError when not connected.
+   * With `onNotification`, the request carries a progress token of ours, and the upstream's
+   * notifications for it (progress) are handed over as they arrive.
+   */
   async request(
     method: string,
     params: Record<string, unknown> | undefined,
-    options: { signal?: AbortSignal; onprogress?: (progress: { progress: number; total?: number; message?: string }) => void } = {},
+    options: { signal?: AbortSignal; onNotification?: (notification: UpstreamNotification) => void } = {},
   ): Promise<Record<string, unknown>> {
     const client = this.client;
     if (!client || this.state !== 'ready') {
       throw new UpstreamUnavailableError(this.lastError ?? (this.state === 'connecting' ? 'still connecting' : this.state));
     }
-    return client.request({ method, params }, PassThrough, {
-      signal: options.signal,
-      timeout: this.config.timeout * 1000,
-      ...(options.onprogress && { onprogress: options.onprogress }),
-    });
+    const listener = options.onNotification;
+    if (!listener) {
+      return client.request({ method, params }, PassThrough, { signal: options.signal, timeout: this.config.timeout * 1000 });
+    }
+    const token = `gatehouse-${++this.tokens}`;
+    this.listeners.set(token, listener);
+    try {
+      const meta = { ...((params?._meta as Record<string, unknown> | undefined) ?? {}), progressToken: token };
+      return await client.request({ method, params: { ...params, _meta: meta } }, PassThrough, {
+        signal: options.signal,
+        timeout: this.config.timeout * 1000,
+      });
+    } finally {
+      this.listeners.delete(token);
+    }
   }
 
   async close(): Promise<void> {
@@ -164,7 +187,9 @@ export class UpstreamConnection {
     const client = new Client({ name: 'gatehouse', version: this.options.clientVersion }, { capabilities: {} });
     client.onerror = (err) => this.options.logger.debug({ upstream: this.name, err: err.message }, 'upstream transport error');
     try {
-      await client.connect(this.transport(), { timeout: CONNECT_TIMEOUT_MS });
+      const transport = this.transport();
+      await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
+      this.interceptProgress(transport);
       if (generation !== this.generation) {
         await client.close().catch(() => {});
         return;
@@ -219,6 +244,27 @@ export class UpstreamConnection {
       });
     }, this.options.healthInterval() * 1000);
     this.healthTimer.unref();
+  }
+
+  /**
+   * Progress notifications are taken off the transport as they arrive, in order, before the SDK
+   * sees them: the SDK dispatches responses at once but notifications a tick later, so a progress
+   * notification that arrives together with its response would find its request already gone
+   * (and be dropped with an "unknown token" error).
+   */
+  private interceptProgress(transport: Transport): void {
+    const deliver = transport.onmessage;
+    transport.onmessage = (message, extra) => {
+      const m = message as { method?: string; params?: { progressToken?: unknown } };
+      if (m.method === 'notifications/progress' && typeof m.params?.progressToken === 'string') {
+        const listener = this.listeners.get(m.params.progressToken);
+        if (listener) {
+          listener(m as UpstreamNotification);
+          return;
+        }
+      }
+      deliver?.(message, extra);
+    };
   }
 
   private registerListChanged(client: Client): void {
