@@ -36,6 +36,7 @@ import { UpstreamPool } from './upstreams/pool.js';
 import { CredentialResolver } from './gateway/credentials.js';
 import { Dispatcher } from './gateway/dispatch.js';
 import { mcpEndpoints } from './gateway/endpoint.js';
+import { Subscriptions } from './gateway/subscriptions.js';
 import { VERSION } from './version.js';
 import { operationsEndpoints } from './ops/health.js';
 import { Metrics } from './ops/metrics.js';
@@ -214,12 +215,14 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   });
 
   // The MCP gateway: /mcp and /mcp/<upstream>, over the shared upstream connections.
+  const subscriptions = new Subscriptions(upstreams);
   const credentials = new CredentialResolver({ config, issuer: currentIssuer, accessTokens, virtualKeys: services.virtualKeys, clock });
   mcpEndpoints(app, {
     config,
     issuer: currentIssuer,
     credentials,
-    dispatcher: new Dispatcher(config, upstreams, logger, VERSION, metrics),
+    dispatcher: new Dispatcher(config, upstreams, logger, VERSION, subscriptions, metrics),
+    subscriptions,
     pool: upstreams,
     logger,
     drain,

@@ -1,7 +1,7 @@
 import { McpError, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { UpstreamUnavailableError, type UpstreamConnection, type UpstreamNotification } from '../upstreams/connection.js';
+import { UpstreamUnavailableError, type RequestChannel, type UpstreamConnection, type UpstreamNotification } from '../upstreams/connection.js';
 import type { UpstreamPool } from '../upstreams/pool.js';
 import {
   exposedUri,
@@ -18,6 +18,7 @@ import {
   type UpstreamView,
 } from './catalog.js';
 import type { Caller } from './credentials.js';
+import type { Subscriptions } from './subscriptions.js';
 import { ErrorCode, errorResponse, JsonRpcError, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.js';
 
 /** What a request needs: product §3.1 — calling tools needs mcp:write; listing and reading, mcp:read. */
@@ -30,7 +31,9 @@ export function requiredScope(method: string): string | undefined {
     method === 'resources/read' ||
     method === 'prompts/list' ||
     method === 'prompts/get' ||
-    method === 'completion/complete'
+    method === 'completion/complete' ||
+    method === 'resources/subscribe' ||
+    method === 'resources/unsubscribe'
   ) {
     return 'mcp:read';
   }
@@ -43,8 +46,10 @@ export interface CallContext {
   upstream: string | undefined;
   /** Aborted when the client goes away or cancels. */
   signal: AbortSignal;
-  /** Sends a notification on this request's event stream, when the response is one. */
+  /** Sends a notification on this request's event stream (which it starts), when the client takes one. */
   notify?: ((notification: JsonRpcNotification) => void) | undefined;
+  /** Sends a request to the client on that stream and waits for its answer (sampling, elicitation). */
+  request?: ((method: string, params: Record<string, unknown>, signal: AbortSignal) => Promise<Record<string, unknown>>) | undefined;
 }
 
 export interface CallObserver {
@@ -61,6 +66,7 @@ export class Dispatcher {
     private readonly pool: UpstreamPool,
     private readonly logger: Logger,
     private readonly version: string,
+    private readonly subscriptions: Subscriptions,
     private readonly observer?: CallObserver,
   ) {}
 
@@ -104,11 +110,11 @@ export class Dispatcher {
         return this.callTool(params, ctx);
       case 'prompts/get': {
         const { connection, name } = this.resolveName(params.name, 'prompts', ctx);
-        return connection.request('prompts/get', { ...forwardable(params), name }, { signal: ctx.signal });
+        return connection.request('prompts/get', { ...forwardable(params), name }, this.forwarding(params, ctx));
       }
       case 'resources/read': {
         const { connection, uri, upstream } = this.resolveUri(params.uri, ctx);
-        const result = await connection.request('resources/read', { ...forwardable(params), uri }, { signal: ctx.signal });
+        const result = await connection.request('resources/read', { ...forwardable(params), uri }, this.forwarding(params, ctx));
         if (!prefixed || !Array.isArray(result.contents)) return result;
         return {
           ...result,
@@ -119,6 +125,17 @@ export class Dispatcher {
       }
       case 'completion/complete':
         return this.complete(params, ctx);
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const { connection, uri, upstream } = this.resolveUri(params.uri, ctx);
+        if (!connection.capabilities().resources?.subscribe) {
+          throw new JsonRpcError(ErrorCode.MethodNotFound, `the MCP server "${upstream}" does not offer resource subscriptions`);
+        }
+        const subscriptions = this.subscriptions;
+        if (request.method === 'resources/subscribe') await subscriptions.subscribe(ctx.caller.subject, upstream, uri, ctx.signal);
+        else await subscriptions.unsubscribe(ctx.caller.subject, upstream, uri, ctx.signal);
+        return {};
+      }
       default:
         throw new JsonRpcError(ErrorCode.MethodNotFound, `method not found: ${request.method.slice(0, 100)}`);
     }
@@ -132,7 +149,7 @@ export class Dispatcher {
       protocolVersion,
       capabilities: {
         tools: { listChanged: true },
-        resources: { listChanged: true },
+        resources: { listChanged: true, subscribe: true },
         prompts: { listChanged: true },
         completions: {},
         logging: {},
@@ -188,17 +205,10 @@ export class Dispatcher {
     if (!toolVisible(config, name, ctx.caller.reach)) {
       throw new JsonRpcError(ErrorCode.InvalidParams, `unknown tool: ${String(params.name).slice(0, 200)}`);
     }
-    const meta = params._meta as Record<string, unknown> | undefined;
-    const progressToken = meta?.progressToken;
-    // Progress goes back under the client's own token, and only to a client that asked for it.
-    const onNotification =
-      progressToken !== undefined && ctx.notify
-        ? (n: UpstreamNotification) => ctx.notify!({ jsonrpc: '2.0', method: n.method, params: { ...n.params, progressToken } })
-        : undefined;
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     try {
-      const result = await connection.request('tools/call', { ...forwardable(params), name }, { signal: ctx.signal, onNotification });
+      const result = await connection.request('tools/call', { ...forwardable(params), name }, this.forwarding(params, ctx));
       this.observer?.toolCall(upstream, result.isError === true ? 'tool_error' : 'ok', seconds());
       return result;
     } catch (err) {
@@ -227,15 +237,36 @@ export class Dispatcher {
     }
   }
 
+  /**
+   * How a forwarded request reaches back to its client: progress under the client's own token
+   * (only if it asked for progress), log messages, and the upstream's requests, all on the
+   * request's event stream — when the client accepts one.
+   */
+  private forwarding(params: Record<string, unknown>, ctx: CallContext): { signal: AbortSignal; channel?: RequestChannel } {
+    const notify = ctx.notify;
+    if (!notify) return { signal: ctx.signal };
+    const progressToken = (params._meta as Record<string, unknown> | undefined)?.progressToken;
+    return {
+      signal: ctx.signal,
+      channel: {
+        notify: (n: UpstreamNotification) => {
+          if (n.method !== 'notifications/progress') notify({ jsonrpc: '2.0', method: n.method, params: n.params });
+          else if (progressToken !== undefined) notify({ jsonrpc: '2.0', method: n.method, params: { ...n.params, progressToken } });
+        },
+        ...(ctx.request && { request: ctx.request }),
+      },
+    };
+  }
+
   private async complete(params: Record<string, unknown>, ctx: CallContext): Promise<Record<string, unknown>> {
     const ref = params.ref as Record<string, unknown> | undefined;
     if (ref?.type === 'ref/prompt') {
       const { connection, name } = this.resolveName(ref.name, 'prompts', ctx);
-      return connection.request('completion/complete', { ...forwardable(params), ref: { ...ref, name } }, { signal: ctx.signal });
+      return connection.request('completion/complete', { ...forwardable(params), ref: { ...ref, name } }, this.forwarding(params, ctx));
     }
     if (ref?.type === 'ref/resource') {
       const { connection, uri } = this.resolveUri(ref.uri, ctx);
-      return connection.request('completion/complete', { ...forwardable(params), ref: { ...ref, uri } }, { signal: ctx.signal });
+      return connection.request('completion/complete', { ...forwardable(params), ref: { ...ref, uri } }, this.forwarding(params, ctx));
     }
     throw new JsonRpcError(ErrorCode.InvalidParams, 'ref must be a ref/prompt or a ref/resource');
   }

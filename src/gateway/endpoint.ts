@@ -1,14 +1,16 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode as McpErrorCode, McpError, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import { randomToken } from '../crypto/random.js';
 import type { Drain } from '../http/drain.js';
 import { OAuthError } from '../oauth/errors.js';
 import type { UpstreamPool } from '../upstreams/pool.js';
-import { upstreamReachable } from './catalog.js';
+import { exposedUri, upstreamReachable } from './catalog.js';
 import { originRefusal } from './origin.js';
 import { AuthenticationError, type Caller, type CredentialResolver } from './credentials.js';
 import { requiredScope, type Dispatcher } from './dispatch.js';
+import type { Subscriptions } from './subscriptions.js';
 import { classify, ErrorCode, errorResponse, JsonRpcError, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.js';
 
 /**
@@ -29,6 +31,7 @@ export interface McpDeps {
   pool: UpstreamPool;
   logger: Logger;
   drain: Drain;
+  subscriptions: Subscriptions;
 }
 
 type Params = { upstream?: string };
@@ -36,6 +39,9 @@ type Params = { upstream?: string };
 export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
   // In-flight requests of this process, so notifications/cancelled can stop them.
   const inFlight = new Map<string, AbortController>();
+  // Requests relayed to clients (sampling, elicitation), waiting for the answer the client POSTs.
+  // Held by this process: the answer must reach the replica that asked (as with any relay).
+  const awaiting = new Map<string, { subject: string; settle: (response: JsonRpcResponse) => void }>();
 
   const errorHandler = (error: FastifyError | OAuthError | Error, _request: FastifyRequest, reply: FastifyReply) => {
     // The body could not be read as JSON: JSON-RPC's parse error, with the HTTP status the problem deserves.
@@ -95,6 +101,7 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
       }
       if (incoming.kind === 'request') requests.push(incoming.message);
       else if (incoming.kind === 'notification') notification(incoming.message, caller);
+      else answer(incoming.message, caller);
     }
     // Notifications and responses only: accepted, nothing to answer (Streamable HTTP: 202).
     if (requests.length === 0) return reply.code(202).send();
@@ -129,6 +136,14 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
     }
   };
 
+  /** A client's answer to a request we relayed: to the call waiting for it, if it is this caller's. */
+  const answer = (message: JsonRpcResponse, caller: Caller) => {
+    const waiting = awaiting.get(String(message.id));
+    if (!waiting || waiting.subject !== caller.subject) return;
+    awaiting.delete(String(message.id));
+    waiting.settle(message);
+  };
+
   const notification = (message: JsonRpcNotification, caller: Caller) => {
     if (message.method === 'notifications/cancelled') {
       const id = message.params?.requestId;
@@ -137,26 +152,49 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
     // notifications/initialized, roots/list_changed and the like need nothing from a stateless gateway.
   };
 
-  /** One request's answer: JSON, or server-sent events once it has notifications to pass on. */
+  /** One request's answer: JSON, or server-sent events once it has something to pass on first. */
   const respond = async (reply: FastifyReply, request: JsonRpcRequest, caller: Caller, upstream: string | undefined, signal: AbortSignal) => {
     let streaming = false;
     const res = reply.raw;
-    const event = (message: JsonRpcNotification | JsonRpcResponse) => {
-      if (!res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
-    };
-    const notify = (message: JsonRpcNotification) => {
+    const send = (message: JsonRpcNotification | JsonRpcRequest | JsonRpcResponse) => {
       if (!streaming) {
         streaming = true;
         reply.hijack();
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
       }
-      event(message);
+      if (!res.writableEnded && !res.destroyed) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
     };
-    const response = await deps.dispatcher.handle(request, { caller, upstream, signal, notify });
-    if (!streaming) return reply.code(200).send(response);
-    event(response);
-    res.end();
-    return reply;
+    const relayed = new Set<string>();
+    const ask = (method: string, params: Record<string, unknown>, upstreamSignal: AbortSignal) =>
+      new Promise<Record<string, unknown>>((resolve, reject) => {
+        const id = `gatehouse-${randomToken(12)}`;
+        const stop = () => {
+          awaiting.delete(id);
+          relayed.delete(id);
+          reject(new McpError(McpErrorCode.InternalError, 'the request to the client was cancelled'));
+        };
+        awaiting.set(id, {
+          subject: caller.subject,
+          settle: (response) => {
+            relayed.delete(id);
+            upstreamSignal.removeEventListener('abort', stop);
+            if (response.error) reject(new McpError(response.error.code, response.error.message, response.error.data));
+            else resolve(response.result ?? {});
+          },
+        });
+        relayed.add(id);
+        upstreamSignal.addEventListener('abort', stop, { once: true });
+        send({ jsonrpc: '2.0', id, method, params });
+      });
+    try {
+      const response = await deps.dispatcher.handle(request, { caller, upstream, signal, notify: send, request: ask });
+      if (!streaming) return reply.code(200).send(response);
+      send(response);
+      res.end();
+      return reply;
+    } finally {
+      for (const id of relayed) awaiting.delete(id);
+    }
   };
 
   const openNotificationStream = (request: FastifyRequest, reply: FastifyReply, caller: Caller, upstream: string | undefined) => {
@@ -173,6 +211,12 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
         res.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method })}\n\n`);
       }
     });
+    // Updates of resources this caller subscribed to, named as this endpoint names them.
+    const unsubscribeUpdates = deps.subscriptions.onUpdate((subject, changed, uri) => {
+      if (subject !== caller.subject || (upstream !== undefined && changed !== upstream)) return;
+      const name = upstream === undefined ? exposedUri(changed, uri) : uri;
+      res.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: name } })}\n\n`);
+    });
     const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
     heartbeat.unref();
     // A shutdown ends the stream at once; the client reconnects to another replica.
@@ -180,6 +224,7 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
     res.on('close', () => {
       clearInterval(heartbeat);
       unsubscribe();
+      unsubscribeUpdates();
       unregister();
     });
   };

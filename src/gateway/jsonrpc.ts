@@ -27,7 +27,7 @@ export interface JsonRpcResponse {
 export type Incoming =
   | { kind: 'request'; message: JsonRpcRequest }
   | { kind: 'notification'; message: JsonRpcNotification }
-  | { kind: 'response' };
+  | { kind: 'response'; message: JsonRpcResponse };
 
 /** JSON-RPC and MCP error codes. */
 export const ErrorCode = {
@@ -71,6 +71,6 @@ export function classify(value: unknown): Incoming {
     }
     return { kind: 'request', message: value as unknown as JsonRpcRequest };
   }
-  if (hasId && ('result' in value || 'error' in value)) return { kind: 'response' };
+  if (hasId && ('result' in value || 'error' in value)) return { kind: 'response', message: value as unknown as JsonRpcResponse };
   throw new JsonRpcError(ErrorCode.InvalidRequest, 'a request needs a method');
 }

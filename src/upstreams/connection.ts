@@ -4,12 +4,18 @@ import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotoc
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ErrorCode,
+  McpError,
   PromptListChangedNotificationSchema,
   ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
   type Prompt,
   type Resource,
   type ResourceTemplate,
+  type ServerCapabilities,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
@@ -41,6 +47,16 @@ export interface UpstreamNotification {
   params: Record<string, unknown>;
 }
 
+/**
+ * The way back to the client of one request: its notifications (progress, log messages), and the
+ * upstream's requests to that client (sampling, elicitation) while the call runs.
+ */
+export interface RequestChannel {
+  notify(notification: UpstreamNotification): void;
+  /** Absent when the client cannot take requests (its answer is plain JSON). */
+  request?: (method: string, params: Record<string, unknown>, signal: AbortSignal) => Promise<Record<string, unknown>>;
+}
+
 /** The upstream is not connected: calls fail with this at once rather than wait. */
 export class UpstreamUnavailableError extends Error {
   override name = 'UpstreamUnavailableError';
@@ -63,6 +79,8 @@ export interface ConnectionOptions {
   onCatalogChange: (upstream: string) => void;
   /** Called when the state changed. */
   onStateChange?: (upstream: string, state: UpstreamState) => void;
+  /** Called on notifications/resources/updated. */
+  onResourceUpdated?: (upstream: string, uri: string) => void;
   clientVersion: string;
 }
 
@@ -75,9 +93,11 @@ export class UpstreamConnection {
 
   private client: Client | undefined;
   private readonly http = keepAliveFetch();
-  /** Our progress tokens → who wants that request's notifications. */
-  private readonly listeners = new Map<string, (notification: UpstreamNotification) => void>();
+  /** Our progress tokens → the channel back to that request's client. */
+  private readonly channels = new Map<string, RequestChannel>();
   private tokens = 0;
+  /** Requests in flight on this connection, with or without a channel. */
+  private inFlight = 0;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private healthTimer: NodeJS.Timeout | undefined;
@@ -98,33 +118,46 @@ export class UpstreamConnection {
 
   /**
    * Sends a request over the shared session. Throws UpstreamUnavailableError when not connected.
-   * With `onNotification`, the request carries a progress token of ours, and the upstream's
-   * notifications for it (progress) are handed over as they arrive.
+   * With a channel, the request carries a progress token of ours, so that the upstream's progress
+   * for it comes back to its client; see `exclusiveChannel` for log messages and requests.
    */
   async request(
     method: string,
     params: Record<string, unknown> | undefined,
-    options: { signal?: AbortSignal; onNotification?: (notification: UpstreamNotification) => void } = {},
+    options: { signal?: AbortSignal; channel?: RequestChannel } = {},
   ): Promise<Record<string, unknown>> {
     const client = this.client;
     if (!client || this.state !== 'ready') {
       throw new UpstreamUnavailableError(this.lastError ?? (this.state === 'connecting' ? 'still connecting' : this.state));
     }
-    const listener = options.onNotification;
-    if (!listener) {
-      return client.request({ method, params }, PassThrough, { signal: options.signal, timeout: this.config.timeout * 1000 });
-    }
-    const token = `gatehouse-${++this.tokens}`;
-    this.listeners.set(token, listener);
+    const timeout = this.config.timeout * 1000;
+    this.inFlight++;
+    const channel = options.channel;
+    const token = channel ? `gatehouse-${++this.tokens}` : undefined;
+    if (token) this.channels.set(token, channel!);
     try {
-      const meta = { ...((params?._meta as Record<string, unknown> | undefined) ?? {}), progressToken: token };
-      return await client.request({ method, params: { ...params, _meta: meta } }, PassThrough, {
-        signal: options.signal,
-        timeout: this.config.timeout * 1000,
-      });
+      const meta = token ? { ...((params?._meta as Record<string, unknown> | undefined) ?? {}), progressToken: token } : undefined;
+      return await client.request({ method, params: meta ? { ...params, _meta: meta } : params }, PassThrough, { signal: options.signal, timeout });
     } finally {
-      this.listeners.delete(token);
+      this.inFlight--;
+      if (token) this.channels.delete(token);
     }
+  }
+
+  /**
+   * The client a log message or a server-to-client request belongs to. MCP marks neither with the
+   * request it concerns, and this connection is shared by every user: only while it carries a
+   * single call can the message be attributed, to that call's client. Otherwise it is not passed
+   * to anyone (a misattributed message would show one user another's activity).
+   */
+  private exclusiveChannel(): RequestChannel | undefined {
+    if (this.inFlight !== 1 || this.channels.size !== 1) return undefined;
+    return this.channels.values().next().value;
+  }
+
+  /** What the upstream said it offers, when connected. */
+  capabilities(): ServerCapabilities {
+    return this.client?.getServerCapabilities() ?? {};
   }
 
   async close(): Promise<void> {
@@ -184,12 +217,17 @@ export class UpstreamConnection {
   private async connect(): Promise<void> {
     const generation = ++this.generation;
     this.setState(this.attempt === 0 ? 'connecting' : 'down', this.lastError);
-    const client = new Client({ name: 'gatehouse', version: this.options.clientVersion }, { capabilities: {} });
+    // Sampling and elicitation are declared so the upstream may ask; the gateway relays them to the
+    // client of the call in progress (relayRequests), which answers or refuses.
+    const client = new Client(
+      { name: 'gatehouse', version: this.options.clientVersion },
+      { capabilities: { sampling: {}, elicitation: { form: {}, url: {} } } },
+    );
     client.onerror = (err) => this.options.logger.debug({ upstream: this.name, err: err.message }, 'upstream transport error');
     try {
       const transport = this.transport();
       await client.connect(transport, { timeout: CONNECT_TIMEOUT_MS });
-      this.interceptProgress(transport);
+      this.interceptNotifications(transport);
       if (generation !== this.generation) {
         await client.close().catch(() => {});
         return;
@@ -199,6 +237,7 @@ export class UpstreamConnection {
         if (generation === this.generation && this.state !== 'closed') this.lost('the connection closed');
       };
       this.registerListChanged(client);
+      this.relayRequests(client);
       this.catalog = await this.listCatalog(client);
       this.listedAt = Date.now();
       this.attempt = 0;
@@ -247,24 +286,45 @@ export class UpstreamConnection {
   }
 
   /**
-   * Progress notifications are taken off the transport as they arrive, in order, before the SDK
-   * sees them: the SDK dispatches responses at once but notifications a tick later, so a progress
-   * notification that arrives together with its response would find its request already gone
-   * (and be dropped with an "unknown token" error).
+   * Progress and log notifications are taken off the transport as they arrive, in order, before
+   * the SDK sees them: the SDK dispatches responses at once but notifications a tick later, so a
+   * notification that arrives together with its response would find its request already gone.
    */
-  private interceptProgress(transport: Transport): void {
+  private interceptNotifications(transport: Transport): void {
     const deliver = transport.onmessage;
     transport.onmessage = (message, extra) => {
-      const m = message as { method?: string; params?: { progressToken?: unknown } };
-      if (m.method === 'notifications/progress' && typeof m.params?.progressToken === 'string') {
-        const listener = this.listeners.get(m.params.progressToken);
-        if (listener) {
-          listener(m as UpstreamNotification);
+      const m = message as { method?: string; id?: unknown; params?: Record<string, unknown> };
+      if (m.method === 'notifications/progress' && m.id === undefined && typeof m.params?.progressToken === 'string') {
+        const channel = this.channels.get(m.params.progressToken);
+        if (channel) {
+          channel.notify(m as UpstreamNotification);
           return;
         }
       }
+      if (m.method === 'notifications/message' && m.id === undefined) {
+        const channel = this.exclusiveChannel();
+        if (channel) channel.notify(m as UpstreamNotification);
+        else this.options.logger.debug({ upstream: this.name, log: m.params }, 'upstream log message');
+        return;
+      }
       deliver?.(message, extra);
     };
+  }
+
+  /** The upstream's requests to its client during a call go to that call's client (see exclusiveChannel). */
+  private relayRequests(client: Client): void {
+    const relay = async (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal) => {
+      const channel = this.exclusiveChannel();
+      if (!channel?.request) {
+        throw new McpError(
+          ErrorCode.InvalidRequest,
+          `${method} cannot reach a user: the gateway relays it only during a single call whose client accepts an event stream`,
+        );
+      }
+      return channel.request(method, params ?? {}, signal);
+    };
+    client.setRequestHandler(CreateMessageRequestSchema, (request, extra) => relay(request.method, request.params, extra.signal) as never);
+    client.setRequestHandler(ElicitRequestSchema, (request, extra) => relay(request.method, request.params, extra.signal) as never);
   }
 
   private registerListChanged(client: Client): void {
@@ -282,6 +342,7 @@ export class UpstreamConnection {
       refresh('resourceTemplates')();
     });
     client.setNotificationHandler(PromptListChangedNotificationSchema, refresh('prompts'));
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => this.options.onResourceUpdated?.(this.name, n.params.uri));
   }
 
   /** Lists everything the server offers (or one kind of it), following pagination cursors. */

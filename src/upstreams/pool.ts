@@ -10,6 +10,7 @@ import { UpstreamConnection, type UpstreamState } from './connection.js';
 export class UpstreamPool {
   private readonly connections = new Map<string, { config: string; connection: UpstreamConnection }>();
   private readonly catalogListeners = new Set<(upstream: string) => void>();
+  private readonly updateListeners = new Set<(upstream: string, uri: string) => void>();
 
   constructor(
     private readonly config: () => Config,
@@ -40,6 +41,9 @@ export class UpstreamPool {
         logger: this.logger,
         healthInterval: () => this.config().gateway.health_check_interval,
         onCatalogChange: (n) => this.notify(n),
+        onResourceUpdated: (n, uri) => {
+          for (const listener of this.updateListeners) listener(n, uri);
+        },
         onStateChange: this.onStateChange,
         clientVersion: this.clientVersion,
       });
@@ -60,6 +64,12 @@ export class UpstreamPool {
   onCatalogChange(listener: (upstream: string) => void): () => void {
     this.catalogListeners.add(listener);
     return () => this.catalogListeners.delete(listener);
+  }
+
+  /** Registers a listener for notifications/resources/updated from any upstream. */
+  onResourceUpdated(listener: (upstream: string, uri: string) => void): () => void {
+    this.updateListeners.add(listener);
+    return () => this.updateListeners.delete(listener);
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { startHttpFixture, type HttpFixture } from '../fixtures/http-fixture.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { mcpPost, rpc, upstreamsReady } from '../helpers/mcp.js';
+import { rawRequest } from '../helpers/http.js';
 import { createKey } from '../helpers/oauth.js';
 
 /** MCP Streamable HTTP, stateless: what any request to /mcp gets. */
@@ -95,6 +96,20 @@ describe('/mcp protocol', () => {
     assert.equal(version.status, 400);
     const ok = await mcpPost(gw, { jsonrpc: '2.0', id: 1, method: 'ping' }, { credential: key, headers: { 'mcp-protocol-version': '2025-11-25' } });
     assert.equal(ok.status, 200);
+  });
+
+  test('DNS rebinding: a foreign Origin or Host is refused with 403; local and own origins pass', async () => {
+    const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };
+    const evil = await mcpPost(gw, ping, { credential: key, headers: { origin: 'http://evil.example.com' } });
+    assert.equal(evil.status, 403);
+    // (fetch cannot set Host; node:http can, as a browser under DNS rebinding would send it)
+    const rebound = await rawRequest(`${gw.url}/mcp`, {
+      headers: { host: 'evil.example.com', authorization: `Bearer ${key}`, 'content-type': 'application/json', accept: 'application/json' },
+      body: JSON.stringify(ping),
+    });
+    assert.equal(rebound.status, 403);
+    assert.equal((await mcpPost(gw, ping, { credential: key, headers: { origin: gw.gatehouse.issuer() } })).status, 200);
+    assert.equal((await mcpPost(gw, ping, { credential: key, headers: { origin: 'http://localhost:6274' } })).status, 200, 'a local browser-based client');
   });
 
   test('GET without Accept: text/event-stream is 406; completion is forwarded', async () => {
