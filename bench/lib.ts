@@ -22,7 +22,7 @@ export interface ServerProcess {
  * drained, as a log shipper would, so a full pipe never slows it down.
  */
 export async function startServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', process.env.BENCH_STDERR ? 'inherit' : 'ignore'] });
   const lines = createInterface({ input: child.stdout! });
   const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
   for await (const raw of lines) {

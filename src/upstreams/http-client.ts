@@ -38,27 +38,23 @@ export function keepAliveFetch(options: { maxSockets?: number } = {}): { fetch: 
       }
       const req = client.request(url, { method: init?.method ?? 'GET', headers, agent: agents[url.protocol as 'http:' | 'https:'] }, (res) => {
         const status = res.statusCode ?? 502;
-        const responseHeaders = new Headers();
-        for (const [name, value] of Object.entries(res.headers)) {
-          if (value !== undefined) responseHeaders.set(name, Array.isArray(value) ? value.join(', ') : value);
-        }
         if (NULL_BODY_STATUS.has(status) || init?.method === 'HEAD') {
           res.resume();
           cleanup();
-          resolve(new Response(null, { status, headers: responseHeaders }));
+          resolve(bufferedResponse(url, status, res.headers, null));
           return;
         }
         // Event streams are handed over as they arrive; anything else is read whole (it is small).
         if ((res.headers['content-type'] ?? '').includes('text/event-stream')) {
           res.once('close', cleanup);
-          resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, headers: responseHeaders }));
+          resolve(new Response(Readable.toWeb(res) as ReadableStream<Uint8Array>, { status, headers: toHeaders(res.headers) }));
           return;
         }
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.once('end', () => {
           cleanup();
-          resolve(new Response(Buffer.concat(chunks), { status, headers: responseHeaders }));
+          resolve(bufferedResponse(url, status, res.headers, Buffer.concat(chunks)));
         });
         res.once('error', (err) => {
           cleanup();
@@ -85,4 +81,38 @@ export function keepAliveFetch(options: { maxSockets?: number } = {}): { fetch: 
       agents['https:'].destroy();
     },
   };
+}
+
+function toHeaders(headers: http.IncomingHttpHeaders): Headers {
+  const out = new Headers();
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined) out.set(name, Array.isArray(value) ? value.join(', ') : value);
+  return out;
+}
+
+/**
+ * A whole, small response as the SDK's transports read it (status, ok, headers.get, json, text,
+ * body?.cancel): building a WHATWG Response and its web stream for every JSON-RPC answer costs
+ * more than the rest of forwarding it.
+ */
+function bufferedResponse(url: URL, status: number, headers: http.IncomingHttpHeaders, body: Buffer | null): Response {
+  const get = (name: string): string | null => {
+    const value = headers[name.toLowerCase()];
+    return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
+  };
+  const text = () => Promise.resolve(body ? body.toString('utf8') : '');
+  const response = {
+    url: url.toString(),
+    status,
+    ok: status >= 200 && status < 300,
+    redirected: false,
+    statusText: http.STATUS_CODES[status] ?? '',
+    type: 'basic',
+    bodyUsed: false,
+    headers: { get, has: (name: string) => get(name) !== null, forEach: (fn: (v: string, k: string) => void) => toHeaders(headers).forEach(fn) },
+    body: body && { cancel: () => Promise.resolve() },
+    text,
+    json: () => text().then((t) => JSON.parse(t) as unknown),
+    arrayBuffer: () => Promise.resolve(body ? body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) : new ArrayBuffer(0)),
+  };
+  return response as unknown as Response;
 }

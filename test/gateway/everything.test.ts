@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { startGateway } from '../helpers/gateway.js';
 import { rpc, upstreamsReady } from '../helpers/mcp.js';
 import { createKey } from '../helpers/oauth.js';
@@ -12,24 +12,39 @@ import { ROOT } from '../helpers/process.js';
 const EVERYTHING = path.join(ROOT, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
 
 /** The MCP reference server, behind the gateway, over stdio and over Streamable HTTP. */
+/** Starts server-everything on a free port in the given HTTP mode; resolves once it says it listens. */
+async function startEverything(mode: 'streamableHttp' | 'sse', t: TestContext): Promise<number> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [EVERYTHING, mode], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(async () => {
+    child.kill('SIGTERM');
+    if (child.exitCode === null) await once(child, 'exit');
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server-everything (${mode}) did not start`)), 20_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      if (/listening|running/i.test(chunk.toString())) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  return port;
+}
+
 describe('@modelcontextprotocol/server-everything behind the gateway', () => {
+  test('over the legacy SSE transport too', async (t) => {
+    const port = await startEverything('sse', t);
+    const gw = await startGateway({ config: { upstreams: [{ name: 'ev_sse', transport: 'sse', url: `http://127.0.0.1:${port}/sse`, auth_type: 'none' }] } });
+    t.after(() => gw.close());
+    await upstreamsReady(gw, ['ev_sse']);
+    const { key } = await createKey(gw);
+    const echo = await rpc(gw, key, 'tools/call', { name: 'ev_sse-echo', arguments: { message: 'over SSE' } });
+    assert.equal(echo.result.content[0].text, 'Echo: over SSE');
+  });
+
   test('over stdio and over Streamable HTTP at once: list, call, structured content, resources, prompts', async (t) => {
-    const port = await freePort();
-    const http = spawn(process.execPath, [EVERYTHING, 'streamableHttp'], { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] });
-    t.after(async () => {
-      http.kill('SIGTERM');
-      if (http.exitCode === null) await once(http, 'exit');
-    });
-    // It says on stderr when it listens.
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('server-everything did not start')), 20_000);
-      http.stderr!.on('data', (chunk: Buffer) => {
-        if (chunk.toString().includes('listening')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
+    const port = await startEverything('streamableHttp', t);
     const gw = await startGateway({
       config: {
         upstreams: [
