@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
-import { auth, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientMetadataError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { OAuthClientMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { ConsentBrowser } from '../helpers/browser.js';
+import { MemoryProvider } from '../helpers/sdk-provider.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { AUTHORIZE, createKey, pkce, tokenRequest } from '../helpers/oauth.js';
 
@@ -57,73 +57,6 @@ async function sdkAuth(
   } catch (err) {
     (err as Error).message += `\nHTTP exchanges:\n${trace.join('\n')}`;
     throw err;
-  }
-}
-
-/** An in-memory OAuthClientProvider: stores what the SDK hands it, unchanged. */
-class MemoryProvider implements OAuthClientProvider {
-  private info: OAuthClientInformationMixed | undefined;
-  private stored: OAuthTokens | undefined;
-  private verifier: string | undefined;
-  private lastState: string | undefined;
-  readonly redirects: URL[] = [];
-  readonly invalidated: string[] = [];
-  readonly tokenHistory: OAuthTokens[] = [];
-  /** Set to use the SDK's URL-based client_id (SEP-991) branch. */
-  clientMetadataUrl?: string;
-
-  constructor(
-    readonly redirectUrl: string,
-    readonly clientMetadata: OAuthClientMetadata,
-    initialClientInformation?: OAuthClientInformationMixed,
-  ) {
-    this.info = initialClientInformation;
-  }
-
-  state(): string {
-    this.lastState = randomBytes(12).toString('base64url');
-    return this.lastState;
-  }
-
-  get expectedState(): string | undefined {
-    return this.lastState;
-  }
-
-  clientInformation(): OAuthClientInformationMixed | undefined {
-    return this.info;
-  }
-
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.info = info;
-  }
-
-  tokens(): OAuthTokens | undefined {
-    return this.stored;
-  }
-
-  saveTokens(tokens: OAuthTokens): void {
-    this.stored = tokens;
-    this.tokenHistory.push(tokens);
-  }
-
-  redirectToAuthorization(url: URL): void {
-    this.redirects.push(url);
-  }
-
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-
-  codeVerifier(): string {
-    if (this.verifier === undefined) throw new Error('no code verifier saved');
-    return this.verifier;
-  }
-
-  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void {
-    this.invalidated.push(scope);
-    if (scope === 'all' || scope === 'client') this.info = undefined;
-    if (scope === 'all' || scope === 'tokens') this.stored = undefined;
-    if (scope === 'all' || scope === 'verifier') this.verifier = undefined;
   }
 }
 

@@ -7,14 +7,14 @@
  * part is ConsentBrowser; nothing listens on the redirect URI.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { UnauthorizedError, type OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import type { OAuthClientMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { startHttpFixture, type HttpFixture } from '../fixtures/http-fixture.js';
 import { ConsentBrowser } from '../helpers/browser.js';
+import { MemoryProvider } from '../helpers/sdk-provider.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { upstreamsReady } from '../helpers/mcp.js';
 import { AUTHORIZE, createKey } from '../helpers/oauth.js';
@@ -51,68 +51,6 @@ function recordingFetch(trace: string[]): typeof fetch {
     trace.push(`${method} ${url} -> ${res.status}${challenge ? ` [WWW-Authenticate: ${challenge}]` : ''} ${text}`);
     return res;
   };
-}
-
-/** An in-memory OAuthClientProvider: stores what the SDK hands it, unchanged. */
-class MemoryProvider implements OAuthClientProvider {
-  private info: OAuthClientInformationMixed | undefined;
-  private stored: OAuthTokens | undefined;
-  private verifier: string | undefined;
-  private lastState: string | undefined;
-  readonly redirects: URL[] = [];
-  readonly tokenHistory: OAuthTokens[] = [];
-  readonly invalidated: string[] = [];
-
-  constructor(
-    readonly redirectUrl: string,
-    readonly clientMetadata: OAuthClientMetadata,
-  ) {}
-
-  state(): string {
-    this.lastState = randomBytes(12).toString('base64url');
-    return this.lastState;
-  }
-
-  get expectedState(): string | undefined {
-    return this.lastState;
-  }
-
-  clientInformation(): OAuthClientInformationMixed | undefined {
-    return this.info;
-  }
-
-  saveClientInformation(info: OAuthClientInformationMixed): void {
-    this.info = info;
-  }
-
-  tokens(): OAuthTokens | undefined {
-    return this.stored;
-  }
-
-  saveTokens(tokens: OAuthTokens): void {
-    this.stored = tokens;
-    this.tokenHistory.push(tokens);
-  }
-
-  redirectToAuthorization(url: URL): void {
-    this.redirects.push(url);
-  }
-
-  saveCodeVerifier(verifier: string): void {
-    this.verifier = verifier;
-  }
-
-  codeVerifier(): string {
-    if (this.verifier === undefined) throw new Error('no code verifier saved');
-    return this.verifier;
-  }
-
-  invalidateCredentials(scope: 'all' | 'client' | 'tokens' | 'verifier' | 'discovery'): void {
-    this.invalidated.push(scope);
-    if (scope === 'all' || scope === 'client') this.info = undefined;
-    if (scope === 'all' || scope === 'tokens') this.stored = undefined;
-    if (scope === 'all' || scope === 'verifier') this.verifier = undefined;
-  }
 }
 
 /** A port nothing listens on is fine: ConsentBrowser stops at the redirect and hands us the URL. */
