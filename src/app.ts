@@ -168,9 +168,15 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     signingKeys: services.signingKeys,
   };
 
+  // Metrics are created before the app so the request log can count each request it logs.
+  const upstreams = new UpstreamPool(config, logger, VERSION);
+  const metrics = new Metrics(upstreams);
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    logController: new RequestLog(),
+    logController: new RequestLog((method, route, status, seconds) => metrics.request(method, route, status, seconds)),
+    // Requests log through the gateway's logger itself (the request log names each request's id):
+    // a child logger per request would cost more than the line it writes.
+    childLoggerFactory: (parent) => parent,
     trustProxy: initial.server.trust_proxy,
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
@@ -178,12 +184,6 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   });
   installErrorHandling(app);
   const drain = new Drain(app);
-  const upstreams = new UpstreamPool(config, logger, VERSION);
-  const metrics = new Metrics(upstreams);
-  app.addHook('onResponse', (request, reply, done) => {
-    metrics.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
-    done();
-  });
   useStrictJsonBodies(app);
   useStrictFormBodies(app);
   // Only its counters are used (src/oauth/rate-limits.ts), per route, from the live configuration.

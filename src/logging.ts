@@ -8,10 +8,6 @@ export type { Logger };
  * should a request object ever be logged whole.
  */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
-  // Asynchronous writes to stdout: lines written while a write is under way go out together, so a
-  // busy gateway makes one write per batch rather than one system call per request. Pino flushes
-  // what is pending when the process exits.
-  destination ??= pino.destination({ dest: 1, sync: false });
   return pino(
     {
       level,

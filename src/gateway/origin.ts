@@ -11,18 +11,14 @@ import { isLoopbackHost } from '../oauth/redirect-uri-policy.js';
  * - a gateway whose issuer is on loopback answers only requests addressed to a loopback Host.
  * Requests without Origin (every non-browser client) pass the first rule.
  */
+let parsed: { issuer: string; url: URL } | undefined;
+
 export function originRefusal(request: FastifyRequest, issuer: string, allowedOrigins: readonly string[]): string | undefined {
-  const own = new URL(issuer);
+  if (parsed?.issuer !== issuer) parsed = { issuer, url: new URL(issuer) };
+  const own = parsed.url;
   const local = isLoopbackHost(own.hostname);
   if (local) {
-    const host = request.headers.host;
-    let hostname: string | undefined;
-    try {
-      hostname = host ? new URL(`http://${host}`).hostname : undefined;
-    } catch {
-      hostname = undefined;
-    }
-    if (!hostname || !isLoopbackHost(hostname)) return 'the Host header must name this gateway';
+    if (!loopbackHostHeader(request.headers.host)) return 'the Host header must name this gateway';
   }
   const origin = request.headers.origin;
   if (origin === undefined) return undefined;
@@ -33,4 +29,11 @@ export function originRefusal(request: FastifyRequest, issuer: string, allowedOr
     // fall through: a malformed Origin is refused
   }
   return 'requests from this origin are not allowed';
+}
+
+/** Whether a Host header names a loopback host (any port). */
+function loopbackHostHeader(host: string | undefined): boolean {
+  if (!host) return false;
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.split(':', 1)[0]!;
+  return isLoopbackHost(name.toLowerCase());
 }

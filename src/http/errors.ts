@@ -15,7 +15,7 @@ export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | OAuthError | Error, request, reply) => {
     const oauthError = toOAuthError(error);
     if (oauthError.status >= 500) {
-      request.log.error({ err: error, path: routePath(request.url) }, 'request failed');
+      request.log.error({ err: error, reqId: request.id, path: routePath(request.url) }, 'request failed');
     }
     void reply.code(oauthError.status).headers(oauthError.headers).send(oauthError.toJSON());
   });
