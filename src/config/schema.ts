@@ -220,6 +220,15 @@ export const configSchema = z.strictObject({
         }
       });
     }),
+  upstream_oauth: z
+    .strictObject({
+      /**
+       * Hosts an upstream's OAuth metadata may send the gateway to besides public https ones and the
+       * upstream's own host (product §3.3: the SSRF guard).
+       */
+      allowed_hosts: z.array(z.string().min(1)).default([]),
+    })
+    .prefault({}),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .prefault({}),

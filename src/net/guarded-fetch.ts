@@ -116,7 +116,37 @@ export function isPublicAddress(address: string): boolean {
 }
 
 /** Fetches `url` (GET) within the guard's limits; throws GuardedFetchError with a reason otherwise. */
-export async function guardedGet(url: string, options: GuardOptions, accept = 'application/json'): Promise<GuardedResponse> {
+export function guardedGet(url: string, options: GuardOptions, accept = 'application/json'): Promise<GuardedResponse> {
+  return guardedRequest(url, { method: 'GET', headers: { accept } }, options);
+}
+
+/**
+ * A `fetch` for libraries (oauth4webapi's customFetch) that keeps every request inside the guard:
+ * string bodies only, no redirects followed (a 3xx is an error), bounded size and time.
+ */
+export function guardedFetch(options: GuardOptions): (url: string, init?: RequestInit) => Promise<Response> {
+  return async (url, init) => {
+    const headers: Record<string, string> = {};
+    new Headers(init?.headers).forEach((value, name) => {
+      headers[name] = value;
+    });
+    const body = init?.body;
+    if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof URLSearchParams)) {
+      throw new GuardedFetchError('only string and form bodies are sent');
+    }
+    const res = await guardedRequest(url, { method: init?.method ?? 'GET', headers, body: body?.toString() }, options);
+    const out = new Headers();
+    for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) out.set(name, Array.isArray(value) ? value.join(', ') : value);
+    return new Response(res.status === 204 || res.status === 304 ? null : res.body, { status: res.status, headers: out });
+  };
+}
+
+/** One request within the guard's limits. */
+export async function guardedRequest(
+  url: string,
+  request: { method: string; headers: Record<string, string>; body?: string | undefined },
+  options: GuardOptions,
+): Promise<GuardedResponse> {
   let target: URL;
   try {
     target = new URL(url);
@@ -152,8 +182,8 @@ export async function guardedGet(url: string, options: GuardOptions, accept = 'a
     const req = client.request(
       target,
       {
-        method: 'GET',
-        headers: { accept, 'user-agent': 'Gatehouse' },
+        method: request.method,
+        headers: { 'user-agent': 'Gatehouse', ...request.headers },
         lookup,
         agent: false,
         signal: AbortSignal.timeout(options.timeoutMs),
@@ -187,7 +217,7 @@ export async function guardedGet(url: string, options: GuardOptions, accept = 'a
       },
     );
     req.on('error', (err) => reject(err instanceof GuardedFetchError ? err : new GuardedFetchError(describe(err))));
-    req.end();
+    req.end(request.body);
   });
 }
 

@@ -90,6 +90,66 @@ export interface RefreshTokenTable {
   superseded_at: number | null;
 }
 
+/** The gateway's own registration at an upstream authorization server (per issuer). */
+export interface UpstreamRegistrationTable {
+  issuer: string;
+  client_id: string;
+  /** Sealed; null for a public client. */
+  client_secret: string | null;
+  redirect_uri: string;
+  registered_at: number;
+}
+
+/** One identity's tokens for one upstream (subject "*" for auth_type oauth: everybody's). */
+export interface UpstreamTokenTable {
+  subject: string;
+  upstream: string;
+  issuer: string;
+  client_id: string;
+  /** Sealed. */
+  access_token: string;
+  /** Sealed. */
+  refresh_token: string | null;
+  scope: string | null;
+  expires_at: number | null;
+  status: 'active' | 'needs_reauth';
+  updated_at: number;
+  /** A refresh in progress holds this lease (one refresh per key across every process). */
+  lock_owner: string | null;
+  lock_until: number | null;
+}
+
+/** An upstream authorization in progress, between the redirect and the callback. */
+export interface UpstreamFlowTable {
+  state_hash: string;
+  subject: string;
+  upstream: string;
+  binding_hash: string;
+  /** Sealed PKCE verifier. */
+  code_verifier: string;
+  issuer: string;
+  client_id: string;
+  /** Where to send the browser afterwards (a consent request id), if anywhere. */
+  return_to: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+/** A short-lived link that lets one identity start connecting one upstream. */
+export interface ConnectTicketTable {
+  ticket_hash: string;
+  subject: string;
+  upstream: string;
+  expires_at: number;
+}
+
+/** An upstream's catalog as last listed, shown to identities that have not connected yet. */
+export interface UpstreamCatalogTable {
+  upstream: string;
+  catalog: string;
+  listed_at: number;
+}
+
 export interface Schema {
   oauth_clients: OAuthClientTable;
   signing_keys: SigningKeyTable;
@@ -98,4 +158,9 @@ export interface Schema {
   grants: GrantTable;
   authorization_codes: AuthorizationCodeTable;
   refresh_tokens: RefreshTokenTable;
+  upstream_registrations: UpstreamRegistrationTable;
+  upstream_tokens: UpstreamTokenTable;
+  upstream_flows: UpstreamFlowTable;
+  connect_tickets: ConnectTicketTable;
+  upstream_catalogs: UpstreamCatalogTable;
 }

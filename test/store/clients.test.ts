@@ -1,32 +1,13 @@
 import assert from 'node:assert/strict';
 import { statSync } from 'node:fs';
-import path from 'node:path';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import { sql } from 'kysely';
 import type { ClientInformation } from '../../src/oauth/client-metadata.js';
 import { ClientRepository } from '../../src/store/clients.js';
-import { migrateToLatest, openDatabase, type Database } from '../../src/store/database.js';
+import { migrateToLatest, type Database } from '../../src/store/database.js';
 import { migrations } from '../../src/store/migrations/index.js';
-import { createPostgresDatabase, storageKinds, type StorageKind } from '../helpers/postgres.js';
-import { makeTempDir } from '../helpers/tmp.js';
-
-/** Opens a fresh database of the given kind; returns its settings too, to open it again. */
-async function fresh(t: TestContext, kind: StorageKind) {
-  const temp = makeTempDir();
-  t.after(temp.remove);
-  const settings = { data_dir: temp.dir, sqlite: path.join(temp.dir, 'gatehouse.db'), postgres: undefined as string | undefined };
-  if (kind === 'postgres') {
-    const pgdb = await createPostgresDatabase();
-    t.after(pgdb.drop);
-    settings.postgres = pgdb.url;
-  }
-  const open = async () => {
-    const db = await openDatabase(settings);
-    t.after(() => db.close());
-    return db;
-  };
-  return { settings, open };
-}
+import { storageKinds } from '../helpers/postgres.js';
+import { freshDatabase } from '../helpers/storage.js';
 
 const client = (id: string, issuedAt: number): ClientInformation => ({
   client_id: id,
@@ -43,7 +24,7 @@ const client = (id: string, issuedAt: number): ClientInformation => ({
 for (const { kind, skip } of storageKinds) {
   describe(`storage: clients (${kind})`, { skip }, () => {
     test('migrations create the schema, and running them again changes nothing', async (t) => {
-      const { open } = await fresh(t, kind);
+      const { open } = await freshDatabase(t, kind);
       const db = await open();
       const first = await migrateToLatest(db);
       assert.deepEqual(first.results?.map((r) => [r.migrationName, r.status]), Object.keys(migrations).map((m) => [m, 'Success']));
@@ -52,7 +33,7 @@ for (const { kind, skip } of storageKinds) {
     });
 
     test('concurrent migrations from several connections apply each migration once', async (t) => {
-      const { open } = await fresh(t, kind);
+      const { open } = await freshDatabase(t, kind);
       const dbs: Database[] = await Promise.all([open(), open(), open()]);
       const results = await Promise.all(dbs.map((db) => migrateToLatest(db)));
       const applied = results.flatMap((r) => r.results ?? []).filter((r) => r.status === 'Success');
@@ -60,7 +41,7 @@ for (const { kind, skip } of storageKinds) {
     });
 
     test('insert, find, list, markUsed, delete round-trip every field', async (t) => {
-      const { open } = await fresh(t, kind);
+      const { open } = await freshDatabase(t, kind);
       const db = await open();
       await migrateToLatest(db);
       const repo = new ClientRepository(db);
@@ -80,7 +61,7 @@ for (const { kind, skip } of storageKinds) {
     });
 
     test('a duplicate client_id is refused by the database, not overwritten', async (t) => {
-      const { open } = await fresh(t, kind);
+      const { open } = await freshDatabase(t, kind);
       const db = await open();
       await migrateToLatest(db);
       const repo = new ClientRepository(db);
@@ -90,7 +71,7 @@ for (const { kind, skip } of storageKinds) {
     });
 
     test('deleteUnusedIssuedBefore removes only never-used clients issued before the cutoff', async (t) => {
-      const { open } = await fresh(t, kind);
+      const { open } = await freshDatabase(t, kind);
       const db = await open();
       await migrateToLatest(db);
       const repo = new ClientRepository(db);
@@ -103,7 +84,7 @@ for (const { kind, skip } of storageKinds) {
     });
 
     test('data written by one connection is read by a new one (it is on disk, not in memory)', async (t) => {
-      const { open } = await fresh(t, kind);
+      const { open } = await freshDatabase(t, kind);
       const writer = await open();
       await migrateToLatest(writer);
       await new ClientRepository(writer).insert(client('durable', 1));
@@ -116,7 +97,7 @@ for (const { kind, skip } of storageKinds) {
 
 describe('storage: SQLite specifics', () => {
   test('WAL journal, durable commits, busy timeout, and a file only its owner can read', async (t) => {
-    const { settings, open } = await fresh(t, 'sqlite');
+    const { settings, open } = await freshDatabase(t, 'sqlite');
     const db = await open();
     await migrateToLatest(db);
     const pragma = async (name: string) =>

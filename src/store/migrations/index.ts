@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as m0001 from './0001_oauth_clients.js';
 import * as m0002 from './0002_authorization_server.js';
+import * as m0003 from './0003_upstream_oauth.js';
 
 /**
  * Every schema change, in order. Listed statically (not read from a folder) so the compiled
@@ -9,4 +10,5 @@ import * as m0002 from './0002_authorization_server.js';
 export const migrations: Record<string, Migration> = {
   '0001_oauth_clients': m0001,
   '0002_authorization_server': m0002,
+  '0003_upstream_oauth': m0003,
 };
