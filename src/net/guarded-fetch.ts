@@ -124,7 +124,9 @@ export function guardedGet(url: string, options: GuardOptions, accept = 'applica
  * A `fetch` for libraries (oauth4webapi's customFetch) that keeps every request inside the guard:
  * string bodies only, no redirects followed (a 3xx is an error), bounded size and time.
  */
-export function guardedFetch(options: GuardOptions): (url: string, init?: RequestInit) => Promise<Response> {
+export type Fetch = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+export function guardedFetch(options: GuardOptions): Fetch {
   return async (url, init) => {
     const headers: Record<string, string> = {};
     new Headers(init?.headers).forEach((value, name) => {
@@ -134,7 +136,8 @@ export function guardedFetch(options: GuardOptions): (url: string, init?: Reques
     if (body !== undefined && body !== null && typeof body !== 'string' && !(body instanceof URLSearchParams)) {
       throw new GuardedFetchError('only string and form bodies are sent');
     }
-    const res = await guardedRequest(url, { method: init?.method ?? 'GET', headers, body: body?.toString() }, options);
+    if (body instanceof URLSearchParams) headers['content-type'] ??= 'application/x-www-form-urlencoded;charset=UTF-8';
+    const res = await guardedRequest(String(url), { method: init?.method ?? 'GET', headers, body: body?.toString() }, options);
     const out = new Headers();
     for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) out.set(name, Array.isArray(value) ? value.join(', ') : value);
     return new Response(res.status === 204 || res.status === 304 ? null : res.body, { status: res.status, headers: out });

@@ -96,6 +96,8 @@ export interface UpstreamRegistrationTable {
   client_id: string;
   /** Sealed; null for a public client. */
   client_secret: string | null;
+  /** none, client_secret_basic or client_secret_post, as the server registered it. */
+  token_endpoint_auth_method: string;
   redirect_uri: string;
   registered_at: number;
 }
@@ -106,6 +108,8 @@ export interface UpstreamTokenTable {
   upstream: string;
   issuer: string;
   client_id: string;
+  /** The resource indicator the tokens were issued for (sent again on refresh). */
+  resource: string;
   /** Sealed. */
   access_token: string;
   /** Sealed. */
@@ -129,6 +133,9 @@ export interface UpstreamFlowTable {
   code_verifier: string;
   issuer: string;
   client_id: string;
+  redirect_uri: string;
+  resource: string;
+  scope: string | null;
   /** Where to send the browser afterwards (a consent request id), if anywhere. */
   return_to: string | null;
   created_at: number;

@@ -13,6 +13,7 @@ export interface UpstreamRegistration {
   issuer: string;
   client_id: string;
   client_secret: string | null;
+  token_endpoint_auth_method: string;
   redirect_uri: string;
   registered_at: number;
 }
@@ -22,6 +23,7 @@ export interface UpstreamTokens {
   upstream: string;
   issuer: string;
   client_id: string;
+  resource: string;
   access_token: string;
   refresh_token: string | null;
   scope: string | null;
@@ -86,7 +88,7 @@ export class UpstreamOAuthRepository {
   async connections(subject?: string): Promise<Array<Omit<UpstreamTokens, 'access_token' | 'refresh_token'>>> {
     let query = this.db
       .selectFrom('upstream_tokens')
-      .select(['subject', 'upstream', 'issuer', 'client_id', 'scope', 'expires_at', 'status', 'updated_at']);
+      .select(['subject', 'upstream', 'issuer', 'client_id', 'resource', 'scope', 'expires_at', 'status', 'updated_at']);
     if (subject !== undefined) query = query.where('subject', '=', subject);
     const rows = await query.orderBy('subject').orderBy('upstream').execute();
     return rows.map((r) => ({ ...r, expires_at: r.expires_at === null ? null : Number(r.expires_at), updated_at: Number(r.updated_at) }));
@@ -229,6 +231,7 @@ export class UpstreamOAuthRepository {
       upstream: row.upstream,
       issuer: row.issuer,
       client_id: row.client_id,
+      resource: row.resource,
       access_token: this.box.open(row.access_token, purpose('access')),
       refresh_token: row.refresh_token === null ? null : this.box.open(row.refresh_token, purpose('refresh')),
       scope: row.scope,

@@ -19,6 +19,7 @@ const tokens = (subject: string, upstream: string, over: Partial<UpstreamTokens>
   upstream,
   issuer: 'https://as.example',
   client_id: 'gatehouse-client',
+  resource: 'https://mcp.example/mcp',
   access_token: `at-${subject}-${upstream}`,
   refresh_token: `rt-${subject}-${upstream}`,
   scope: 'read write',
@@ -110,6 +111,9 @@ for (const { kind, skip } of storageKinds) {
         code_verifier: 'verifier-secret-value',
         issuer: 'https://as.example',
         client_id: 'c',
+        redirect_uri: 'https://gw/api/oauth/callback',
+        resource: 'https://mcp.example/mcp',
+        scope: 'read',
         return_to: 'consent-1',
         created_at: 100,
         expires_at: 700,
@@ -137,6 +141,9 @@ for (const { kind, skip } of storageKinds) {
         code_verifier: 'v',
         issuer: 'i',
         client_id: 'c',
+        redirect_uri: 'r',
+        resource: 'u',
+        scope: null,
         return_to: null,
         created_at: 0,
         expires_at: 400,
@@ -148,7 +155,7 @@ for (const { kind, skip } of storageKinds) {
 
     test('registrations per issuer, client secrets sealed', async (t) => {
       const { db, repo } = await repository(t, kind);
-      const reg = { issuer: 'https://as.example', client_id: 'cid', client_secret: 'shh-secret', redirect_uri: 'https://gw/api/oauth/callback', registered_at: 5 };
+      const reg = { issuer: 'https://as.example', client_id: 'cid', client_secret: 'shh-secret', token_endpoint_auth_method: 'client_secret_basic', redirect_uri: 'https://gw/api/oauth/callback', registered_at: 5 };
       await repo.saveRegistration(reg);
       await repo.saveRegistration({ ...reg, issuer: 'https://other.example', client_secret: null });
       assert.deepEqual(await repo.registration(reg.issuer), reg);

@@ -7,6 +7,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('issuer', 'text', (c) => c.primaryKey())
     .addColumn('client_id', 'text', (c) => c.notNull())
     .addColumn('client_secret', 'text') // sealed
+    .addColumn('token_endpoint_auth_method', 'text', (c) => c.notNull())
     .addColumn('redirect_uri', 'text', (c) => c.notNull())
     .addColumn('registered_at', 'bigint', (c) => c.notNull())
     .execute();
@@ -17,6 +18,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('upstream', 'text', (c) => c.notNull())
     .addColumn('issuer', 'text', (c) => c.notNull())
     .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('resource', 'text', (c) => c.notNull())
     .addColumn('access_token', 'text', (c) => c.notNull()) // sealed
     .addColumn('refresh_token', 'text') // sealed
     .addColumn('scope', 'text')
@@ -37,6 +39,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('code_verifier', 'text', (c) => c.notNull()) // sealed
     .addColumn('issuer', 'text', (c) => c.notNull())
     .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('redirect_uri', 'text', (c) => c.notNull())
+    .addColumn('resource', 'text', (c) => c.notNull())
+    .addColumn('scope', 'text')
     .addColumn('return_to', 'text')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
