@@ -32,7 +32,13 @@ import { migrateToLatest, openDatabase, type Database } from './store/database.j
 import { GrantRepository } from './store/grants.js';
 import { SigningKeyRepository } from './store/signing-keys.js';
 import { VirtualKeyRepository } from './store/virtual-keys.js';
+import { UpstreamOAuthRepository } from './store/upstream-oauth.js';
+import { UpstreamOAuth } from './upstream-oauth/client.js';
+import { UserConnections } from './upstream-oauth/connections.js';
+import { ConsentConnections } from './upstream-oauth/consent.js';
+import { connectionEndpoints, upstreamConnectEndpoints, type ConnectContext } from './upstream-oauth/routes.js';
 import { UpstreamPool } from './upstreams/pool.js';
+import { Upstreams } from './upstreams/upstreams.js';
 import { CredentialResolver } from './gateway/credentials.js';
 import { Dispatcher } from './gateway/dispatch.js';
 import { mcpEndpoints } from './gateway/endpoint.js';
@@ -59,6 +65,8 @@ export interface Services {
   readonly signingKeys: SigningKeys;
   readonly grants: GrantRepository;
   readonly requests: AuthorizationRequestRepository;
+  /** The gateway's registrations, tokens and flows as OAuth client of upstreams. */
+  readonly upstreamOAuth: UpstreamOAuthRepository;
   close(): Promise<void>;
 }
 
@@ -92,6 +100,7 @@ export async function openServices(config: () => Config, deps: AppDeps = {}): Pr
       signingKeys,
       grants: new GrantRepository(database),
       requests: new AuthorizationRequestRepository(database),
+      upstreamOAuth: new UpstreamOAuthRepository(database, box),
       close,
     };
   } catch (err) {
@@ -105,8 +114,10 @@ export interface Gatehouse extends Omit<Services, 'close'> {
   readonly app: FastifyInstance;
   /** The access token verifier that /mcp uses. */
   readonly accessTokens: AccessTokens;
-  /** The shared upstream connections. */
-  readonly upstreams: UpstreamPool;
+  /** The upstream connections: shared ones, and each user's own to OAuth upstreams. */
+  readonly upstreams: Upstreams;
+  /** The gateway as OAuth client of its upstreams. */
+  readonly upstreamAuth: UpstreamOAuth;
   /** The live configuration. */
   config(): Config;
   /**
@@ -168,9 +179,12 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     signingKeys: services.signingKeys,
   };
 
+  const upstreamAuth = new UpstreamOAuth({ repo: services.upstreamOAuth, config, issuer: currentIssuer, clock, logger });
+  const personal = new UserConnections({ config, oauth: upstreamAuth, repo: services.upstreamOAuth, clock, logger, clientVersion: VERSION });
+  await personal.load();
+  const upstreams = new Upstreams(new UpstreamPool(config, logger, VERSION), personal);
   // Metrics are created before the app so the request log can count each request it logs.
-  const upstreams = new UpstreamPool(config, logger, VERSION);
-  const metrics = new Metrics(upstreams);
+  const metrics = new Metrics(upstreams.pool);
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new RequestLog((method, route, status, seconds) => metrics.request(method, route, status, seconds)),
@@ -194,6 +208,20 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     done();
   });
 
+  const credentials = new CredentialResolver({ config, issuer: currentIssuer, accessTokens, virtualKeys: services.virtualKeys, clock });
+  const connectContext: ConnectContext = {
+    config,
+    issuer: currentIssuer,
+    clock,
+    logger,
+    oauth: upstreamAuth,
+    repo: services.upstreamOAuth,
+    personal,
+    virtualKeys: services.virtualKeys,
+    credentials,
+  };
+  const consentConnections = new ConsentConnections(connectContext);
+
   const gate = async () => {
     if (!oauthServerLive(current)) throw new NotFoundError();
   };
@@ -211,23 +239,31 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     await scope.register(cookie);
     scope.addHook('onRequest', gate);
     authorizationEndpoint(scope, ctx);
-    consentEndpoints(scope, ctx);
+    consentEndpoints(scope, ctx, consentConnections);
+  });
+  // Connecting upstream accounts (connect links, the upstream callback), seeing and removing them.
+  await app.register(async (scope) => {
+    await scope.register(cookie);
+    upstreamConnectEndpoints(scope, connectContext);
+  });
+  await app.register(async (scope) => {
+    allowAnyOriginIn(scope);
+    connectionEndpoints(scope, connectContext);
   });
 
-  // The MCP gateway: /mcp and /mcp/<upstream>, over the shared upstream connections.
+  // The MCP gateway: /mcp and /mcp/<upstream>, over the shared and the per-user upstream connections.
   const subscriptions = new Subscriptions(upstreams);
-  const credentials = new CredentialResolver({ config, issuer: currentIssuer, accessTokens, virtualKeys: services.virtualKeys, clock });
   mcpEndpoints(app, {
     config,
     issuer: currentIssuer,
     credentials,
-    dispatcher: new Dispatcher(config, upstreams, logger, VERSION, subscriptions, metrics),
+    dispatcher: new Dispatcher(config, upstreams, upstreamAuth, logger, VERSION, subscriptions, metrics),
     subscriptions,
-    pool: upstreams,
+    upstreams,
     logger,
     drain,
   });
-  operationsEndpoints(app, { database: services.database, pool: upstreams, metrics });
+  operationsEndpoints(app, { database: services.database, pool: upstreams.pool, metrics });
 
   const housekeeping = new Housekeeping(services, () => current, logger);
   upstreams.sync();
@@ -237,6 +273,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     app,
     accessTokens,
     upstreams,
+    upstreamAuth,
     config,
     reload(next) {
       const warnings: string[] = [];

@@ -13,7 +13,9 @@ import {
 import { resourceUpstream } from '../oauth/resources.js';
 import type { AuthorizationRequestRow } from '../store/authorization-requests.js';
 import { browserBinding, csrfToken, csrfValid, matchesBinding } from './browser-binding.js';
-import { formTargetFor, sendPage } from './html.js';
+import { UpstreamAuthError } from '../upstream-oauth/client.js';
+import type { ConsentConnections } from '../upstream-oauth/consent.js';
+import { formTargetFor, html, sendPage } from './html.js';
 import { consentPage, errorPage } from './pages.js';
 
 /** Body limit of the consent form: a request id, a CSRF token, an action and a key. */
@@ -25,7 +27,7 @@ const FORM_BODY_LIMIT = 4096;
  * `deny`. Plain HTML forms, no JavaScript; every step checks the browser binding and the CSRF
  * token, and the decision consumes the pending request, so it takes effect once.
  */
-export function consentEndpoints(scope: FastifyInstance, ctx: OAuthContext): void {
+export function consentEndpoints(scope: FastifyInstance, ctx: OAuthContext, connections?: ConsentConnections): void {
   scope.get(CONSENT_PATH, async (request, reply) => {
     let params: Params;
     try {
@@ -35,7 +37,7 @@ export function consentEndpoints(scope: FastifyInstance, ctx: OAuthContext): voi
     }
     const found = await pendingRequest(ctx, request, params.get('request'));
     if ('problem' in found) return stale(reply, found.problem);
-    return render(ctx, reply, found.pending, found.binding, 200);
+    return render(ctx, connections, reply, found.pending, found.binding, 200);
   });
 
   scope.post(CONSENT_PATH, { bodyLimit: FORM_BODY_LIMIT }, async (request, reply) => {
@@ -67,23 +69,41 @@ export function consentEndpoints(scope: FastifyInstance, ctx: OAuthContext): voi
       }
       case 'identify': {
         const key = await ctx.virtualKeys.verify(params.get('virtual_key')?.trim() ?? '');
-        if (!key) return render(ctx, reply, pending, binding, 400, 'That key is not valid, or is no longer active.');
+        if (!key) return render(ctx, connections, reply, pending, binding, 400, 'That key is not valid, or is no longer active.');
         const problem = keyCannotServe(identityOf(key), pending, ctx);
-        if (problem) return render(ctx, reply, pending, binding, 403, problem);
+        if (problem) return render(ctx, connections, reply, pending, binding, 403, problem);
         await ctx.requests.setKey(pending.id, key.id);
         return reply.redirect(`${issuer}${CONSENT_PATH}?request=${pending.id}`, 303);
       }
       case 'allow': {
         const identity = await currentIdentity(ctx, pending);
-        if (!identity) return render(ctx, reply, { ...pending, key_id: null }, binding, 400, 'Enter your Gatehouse key first.');
+        if (!identity) return render(ctx, connections, reply, { ...pending, key_id: null }, binding, 400, 'Enter your Gatehouse key first.');
         const problem = keyCannotServe(identity, pending, ctx);
-        if (problem) return render(ctx, reply, pending, binding, 403, problem);
+        if (problem) return render(ctx, connections, reply, pending, binding, 403, problem);
         if (!(await ctx.requests.consume(pending.id))) return stale(reply, 'This request was already decided.');
         const code = await issueCode(ctx, pending, identity);
         return reply.redirect(authorizationRedirect(pending.redirect_uri, issuer, { code, state: pending.state }), 303);
       }
+      case 'connect': {
+        const identity = await currentIdentity(ctx, pending);
+        if (!identity || !connections) return render(ctx, connections, reply, { ...pending, key_id: null }, binding, 400, 'Enter your Gatehouse key first.');
+        try {
+          const url = await connections.start({
+            identity,
+            clientId: pending.client_id,
+            only: resourceUpstream(pending.resource, issuer, ctx.config()) ?? undefined,
+            upstream: params.get('upstream'),
+            binding,
+            requestId: pending.id,
+          });
+          return reply.redirect(url, 303);
+        } catch (err) {
+          if (err instanceof UpstreamAuthError) return render(ctx, connections, reply, pending, binding, 400, err.message);
+          throw err;
+        }
+      }
       default:
-        return render(ctx, reply, pending, binding, 400, 'Choose Allow or Deny.');
+        return render(ctx, connections, reply, pending, binding, 400, 'Choose Allow or Deny.');
     }
   });
 }
@@ -165,6 +185,7 @@ async function issueCode(ctx: OAuthContext, pending: AuthorizationRequestRow, id
 
 async function render(
   ctx: OAuthContext,
+  connections: ConsentConnections | undefined,
   reply: FastifyReply,
   pending: AuthorizationRequestRow,
   binding: string,
@@ -174,16 +195,30 @@ async function render(
   const lookup = await ctx.clientResolver.resolve(pending.client_id);
   if ('problem' in lookup) return stale(reply, `The application is no longer known: ${lookup.problem}.`);
   const identity = await currentIdentity(ctx, pending);
+  const csrf = csrfToken(binding, pending.id);
+  const action = `${ctx.issuer()}${CONSENT_PATH}`;
+  const step2 =
+    identity && connections
+      ? await connections.section({
+          identity,
+          only: resourceUpstream(pending.resource, ctx.issuer(), ctx.config()) ?? undefined,
+          hidden: html`<input type="hidden" name="request" value="${pending.id}"><input type="hidden" name="csrf_token" value="${csrf}">`,
+          action,
+        })
+      : undefined;
   const view = consentPage({
     client: lookup.client,
     redirectUri: pending.redirect_uri,
     scope: identity ? grantedScope(pending.scope, identity) || pending.scope : pending.scope,
     resource: pending.resource,
     requestId: pending.id,
-    csrfToken: csrfToken(binding, pending.id),
-    action: `${ctx.issuer()}${CONSENT_PATH}`,
+    csrfToken: csrf,
+    action,
     identity: identity?.label,
     error,
+    connections: step2?.html,
   });
-  return sendPage(reply, status, 'Allow access', view, { formTargets: [formTargetFor(pending.redirect_uri)] });
+  return sendPage(reply, status, 'Allow access', view, {
+    formTargets: [formTargetFor(pending.redirect_uri), ...(step2?.formTargets ?? [])],
+  });
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Prompt, Resource, ResourceTemplate, Tool } from '@modelcontextprotocol/sdk/types.js';
 import type { Config, UpstreamConfig } from '../config/schema.js';
-import type { UpstreamConnection } from '../upstreams/connection.js';
+import type { Catalog } from '../upstreams/connection.js';
 
 /**
  * What a caller sees through `/mcp`: the tools, resources, templates and prompts of the upstreams
@@ -102,13 +102,13 @@ export function parseExposedUri(uri: string): { upstream: string; uri: string } 
 /** The caller's view of one upstream's catalog. */
 export interface UpstreamView {
   config: UpstreamConfig;
-  connection: UpstreamConnection;
+  catalog: Catalog;
 }
 
-/** The upstreams the caller may reach on this endpoint, with their shared connections. */
+/** The upstreams the caller may reach on this endpoint, with the catalogs it sees. */
 export function reachableUpstreams(
   config: Config,
-  connections: (name: string) => UpstreamConnection | undefined,
+  catalogOf: (upstream: UpstreamConfig) => Catalog | undefined,
   reach: Reach,
   only?: string,
 ): UpstreamView[] {
@@ -116,16 +116,16 @@ export function reachableUpstreams(
   for (const upstream of config.upstreams) {
     if (only !== undefined && upstream.name !== only) continue;
     if (!upstreamReachable(upstream.name, reach)) continue;
-    const connection = connections(upstream.name);
-    if (connection) views.push({ config: upstream, connection });
+    const catalog = catalogOf(upstream);
+    if (catalog) views.push({ config: upstream, catalog });
   }
   return views;
 }
 
 export function listTools(views: UpstreamView[], reach: Reach, prefixed: boolean): Tool[] {
   const out: Tool[] = [];
-  for (const { config, connection } of views) {
-    const tools = connection.catalog.tools;
+  for (const { config, catalog } of views) {
+    const tools = catalog.tools;
     const names = namesFor(config.name, tools);
     for (const tool of tools) {
       if (!toolVisible(config, tool.name, reach)) continue;
@@ -137,8 +137,8 @@ export function listTools(views: UpstreamView[], reach: Reach, prefixed: boolean
 
 export function listPrompts(views: UpstreamView[], prefixed: boolean): Prompt[] {
   const out: Prompt[] = [];
-  for (const { config, connection } of views) {
-    const prompts = connection.catalog.prompts;
+  for (const { config, catalog } of views) {
+    const prompts = catalog.prompts;
     const names = namesFor(config.name, prompts);
     for (const prompt of prompts) out.push(prefixed ? { ...prompt, name: names.toExposed.get(prompt.name)! } : prompt);
   }
@@ -146,13 +146,13 @@ export function listPrompts(views: UpstreamView[], prefixed: boolean): Prompt[] 
 }
 
 export function listResources(views: UpstreamView[], prefixed: boolean): Resource[] {
-  return views.flatMap(({ config, connection }) =>
-    connection.catalog.resources.map((r) => (prefixed ? { ...r, uri: exposedUri(config.name, r.uri) } : r)),
+  return views.flatMap(({ config, catalog }) =>
+    catalog.resources.map((r) => (prefixed ? { ...r, uri: exposedUri(config.name, r.uri) } : r)),
   );
 }
 
 export function listResourceTemplates(views: UpstreamView[], prefixed: boolean): ResourceTemplate[] {
-  return views.flatMap(({ config, connection }) =>
-    connection.catalog.resourceTemplates.map((t) => (prefixed ? { ...t, uriTemplate: exposedUri(config.name, t.uriTemplate) } : t)),
+  return views.flatMap(({ config, catalog }) =>
+    catalog.resourceTemplates.map((t) => (prefixed ? { ...t, uriTemplate: exposedUri(config.name, t.uriTemplate) } : t)),
   );
 }

@@ -1,8 +1,11 @@
-import { McpError, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode as McpErrorCode, McpError, SUPPORTED_PROTOCOL_VERSIONS, LATEST_PROTOCOL_VERSION } from '@modelcontextprotocol/sdk/types.js';
 import type { Logger } from 'pino';
-import type { Config } from '../config/schema.js';
+import type { Config, UpstreamConfig } from '../config/schema.js';
+import { randomToken } from '../crypto/random.js';
+import { ConnectionRequiredError, TICKET_TTL, UpstreamAuthError } from '../upstream-oauth/client.js';
+import { oauthUpstream } from '../upstream-oauth/connections.js';
 import { UpstreamUnavailableError, type RequestChannel, type UpstreamConnection, type UpstreamNotification } from '../upstreams/connection.js';
-import type { UpstreamPool } from '../upstreams/pool.js';
+import type { Upstreams } from '../upstreams/upstreams.js';
 import {
   exposedUri,
   listPrompts,
@@ -50,6 +53,13 @@ export interface CallContext {
   notify?: ((notification: JsonRpcNotification) => void) | undefined;
   /** Sends a request to the client on that stream and waits for its answer (sampling, elicitation). */
   request?: ((method: string, params: Record<string, unknown>, signal: AbortSignal) => Promise<Record<string, unknown>>) | undefined;
+  /** The client declared URL-mode elicitation when it initialized (MCP 2025-11-25). */
+  urlElicitation?: boolean | undefined;
+}
+
+/** Connect links for users who must connect an upstream account first. */
+export interface ConnectLinks {
+  connectUrl(subject: string, upstream: string, clientId: string | undefined, scope: string | null): Promise<string>;
 }
 
 export interface CallObserver {
@@ -63,7 +73,8 @@ export interface CallObserver {
 export class Dispatcher {
   constructor(
     private readonly config: () => Config,
-    private readonly pool: UpstreamPool,
+    private readonly upstreams: Upstreams,
+    private readonly links: ConnectLinks,
     private readonly logger: Logger,
     private readonly version: string,
     private readonly subscriptions: Subscriptions,
@@ -77,6 +88,11 @@ export class Dispatcher {
       if (err instanceof JsonRpcError) return errorResponse(request.id, err.code, err.message, err.data);
       if (err instanceof McpError) return errorResponse(request.id, err.code, err.message.replace(/^MCP error -?\d+: /, ''), err.data);
       if (err instanceof UpstreamUnavailableError) return errorResponse(request.id, ErrorCode.InternalError, err.message);
+      if (err instanceof UpstreamAuthError) return errorResponse(request.id, ErrorCode.InternalError, err.message);
+      if (err instanceof ConnectionRequiredError) {
+        const { message, data } = await this.connectionRequired(err, ctx);
+        return errorResponse(request.id, ctx.urlElicitation && data ? McpErrorCode.UrlElicitationRequired : ErrorCode.InternalError, message, data);
+      }
       if (ctx.signal.aborted) return errorResponse(request.id, ErrorCode.InternalError, 'the request was cancelled');
       this.logger.error({ err, method: request.method }, 'request failed');
       return errorResponse(request.id, ErrorCode.InternalError, 'internal error');
@@ -84,7 +100,7 @@ export class Dispatcher {
   }
 
   private views(ctx: CallContext): UpstreamView[] {
-    return reachableUpstreams(this.config(), (n) => this.pool.get(n), ctx.caller.reach, ctx.upstream);
+    return reachableUpstreams(this.config(), (u) => this.upstreams.catalog(u, ctx.caller.subject), ctx.caller.reach, ctx.upstream);
   }
 
   private async result(request: JsonRpcRequest, ctx: CallContext): Promise<Record<string, unknown>> {
@@ -109,11 +125,12 @@ export class Dispatcher {
       case 'tools/call':
         return this.callTool(params, ctx);
       case 'prompts/get': {
-        const { connection, name } = this.resolveName(params.name, 'prompts', ctx);
+        const { connection, name } = await this.resolveName(params.name, 'prompts', ctx);
         return connection.request('prompts/get', { ...forwardable(params), name }, this.forwarding(params, ctx));
       }
       case 'resources/read': {
-        const { connection, uri, upstream } = this.resolveUri(params.uri, ctx);
+        const { connection, uri, config } = await this.resolveUri(params.uri, ctx);
+        const upstream = config.name;
         const result = await connection.request('resources/read', { ...forwardable(params), uri }, this.forwarding(params, ctx));
         if (!prefixed || !Array.isArray(result.contents)) return result;
         return {
@@ -127,13 +144,13 @@ export class Dispatcher {
         return this.complete(params, ctx);
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
-        const { connection, uri, upstream } = this.resolveUri(params.uri, ctx);
+        const { connection, uri, config } = await this.resolveUri(params.uri, ctx);
         if (!connection.capabilities().resources?.subscribe) {
-          throw new JsonRpcError(ErrorCode.MethodNotFound, `the MCP server "${upstream}" does not offer resource subscriptions`);
+          throw new JsonRpcError(ErrorCode.MethodNotFound, `the MCP server "${config.name}" does not offer resource subscriptions`);
         }
         const subscriptions = this.subscriptions;
-        if (request.method === 'resources/subscribe') await subscriptions.subscribe(ctx.caller.subject, upstream, uri, ctx.signal);
-        else await subscriptions.unsubscribe(ctx.caller.subject, upstream, uri, ctx.signal);
+        if (request.method === 'resources/subscribe') await subscriptions.subscribe(ctx.caller.subject, config, connection, uri, ctx.signal);
+        else await subscriptions.unsubscribe(ctx.caller.subject, config, connection, uri, ctx.signal);
         return {};
       }
       default:
@@ -163,59 +180,124 @@ export class Dispatcher {
     };
   }
 
-  /** The shared connection of a reachable upstream; unknown names are "not found", as if they did not exist. */
-  private connection(upstream: string | undefined, ctx: CallContext, what: string): UpstreamConnection {
+  /** A reachable upstream by name; unknown names are "not found", as if they did not exist. */
+  private target(upstream: string | undefined, ctx: CallContext, what: string): UpstreamConfig {
     const config = this.config().upstreams.find((u) => u.name === upstream);
     if (!upstream || !config || !upstreamReachable(upstream, ctx.caller.reach) || (ctx.upstream !== undefined && ctx.upstream !== upstream)) {
       throw new JsonRpcError(ErrorCode.InvalidParams, `unknown ${what}`);
     }
-    const connection = this.pool.get(upstream);
-    if (!connection) throw new UpstreamUnavailableError(`the MCP server "${upstream}" is not available through a shared connection`);
-    return connection;
+    return config;
   }
 
-  /** A tool or prompt name as the client sees it → its upstream connection and original name. */
-  private resolveName(exposed: unknown, kind: 'tools' | 'prompts', ctx: CallContext): { connection: UpstreamConnection; name: string; upstream: string } {
+  /**
+   * A tool or prompt name as the client sees it → its upstream and original name, checked against
+   * the catalog the caller sees. For an OAuth upstream whose catalog was never listed, the name can
+   * only be checked once the caller is connected (`original` does it then).
+   */
+  private locate(exposed: unknown, kind: 'tools' | 'prompts', ctx: CallContext) {
     const what = kind === 'tools' ? 'tool' : 'prompt';
     if (typeof exposed !== 'string' || exposed === '') throw new JsonRpcError(ErrorCode.InvalidParams, `name must be the ${what}'s name`);
-    const upstream = ctx.upstream ?? upstreamOfName(exposed);
-    const connection = this.connection(upstream, ctx, `${what}: ${exposed.slice(0, 200)}`);
-    const items = connection.catalog[kind];
-    const name = ctx.upstream !== undefined ? exposed : namesFor(connection.name, items).toOriginal.get(exposed);
-    if (name === undefined || !items.some((i) => i.name === name)) {
-      throw new JsonRpcError(ErrorCode.InvalidParams, `unknown ${what}: ${exposed.slice(0, 200)}`);
+    const unknown = () => new JsonRpcError(ErrorCode.InvalidParams, `unknown ${what}: ${exposed.slice(0, 200)}`);
+    const config = this.target(ctx.upstream ?? upstreamOfName(exposed), ctx, `${what}: ${exposed.slice(0, 200)}`);
+    const original = (items: readonly { name: string }[] | undefined): string => {
+      const name = !items ? undefined : ctx.upstream !== undefined ? exposed : namesFor(config.name, items).toOriginal.get(exposed);
+      if (name === undefined || !items!.some((i) => i.name === name)) throw unknown();
+      return name;
+    };
+    const catalog = this.upstreams.catalog(config, ctx.caller.subject);
+    let listed: string | undefined;
+    try {
+      listed = original(catalog?.[kind]);
+    } catch (err) {
+      // Unknown in the catalog the caller sees; only when there is none yet is it up to the connection.
+      if (!oauthUpstream(config) || catalog !== undefined) throw err;
     }
-    return { connection, name, upstream: connection.name };
+    return { config, listed, original: (items: readonly { name: string }[]) => listed ?? original(items) };
   }
 
-  private resolveUri(exposed: unknown, ctx: CallContext): { connection: UpstreamConnection; uri: string; upstream: string } {
+  private async resolveName(
+    exposed: unknown,
+    kind: 'tools' | 'prompts',
+    ctx: CallContext,
+  ): Promise<{ connection: UpstreamConnection; name: string; config: UpstreamConfig }> {
+    const { config, original } = this.locate(exposed, kind, ctx);
+    const connection = await this.upstreams.connection(config, ctx.caller.subject);
+    return { connection, name: original(connection.catalog[kind]), config };
+  }
+
+  private async resolveUri(exposed: unknown, ctx: CallContext): Promise<{ connection: UpstreamConnection; uri: string; config: UpstreamConfig }> {
     if (typeof exposed !== 'string' || exposed === '') throw new JsonRpcError(ErrorCode.InvalidParams, 'uri is required');
-    if (ctx.upstream !== undefined) {
-      return { connection: this.connection(ctx.upstream, ctx, 'resource'), uri: exposed, upstream: ctx.upstream };
+    let upstream = ctx.upstream;
+    let uri = exposed;
+    if (upstream === undefined) {
+      const parsed = parseExposedUri(exposed);
+      if (!parsed) throw new JsonRpcError(ErrorCode.InvalidParams, `unknown resource: ${exposed.slice(0, 200)}`);
+      ({ upstream, uri } = parsed);
     }
-    const parsed = parseExposedUri(exposed);
-    if (!parsed) throw new JsonRpcError(ErrorCode.InvalidParams, `unknown resource: ${exposed.slice(0, 200)}`);
-    return { connection: this.connection(parsed.upstream, ctx, `resource: ${exposed.slice(0, 200)}`), uri: parsed.uri, upstream: parsed.upstream };
+    const config = this.target(upstream, ctx, ctx.upstream !== undefined ? 'resource' : `resource: ${exposed.slice(0, 200)}`);
+    return { connection: await this.upstreams.connection(config, ctx.caller.subject), uri, config };
+  }
+
+  /**
+   * What the caller is told when it must connect an upstream account first: a sentence with a
+   * connect link, and — for clients that take URL-mode elicitation — the elicitation to send.
+   */
+  private async connectionRequired(err: ConnectionRequiredError, ctx: CallContext): Promise<{ message: string; data?: Record<string, unknown> }> {
+    const upstream = err.upstream;
+    const config = this.config().upstreams.find((u) => u.name === upstream);
+    if (config?.auth_type === 'oauth') {
+      return {
+        message:
+          `The MCP server "${upstream}" is not authorized yet: the gateway's operator must run ` +
+          `"gatehouse upstreams authorize ${upstream}" once.`,
+      };
+    }
+    const url = await this.links.connectUrl(ctx.caller.subject, upstream, ctx.caller.clientId, err.scope);
+    const minutes = Math.round(TICKET_TTL / 60);
+    const action =
+      err.reason === 'missing'
+        ? `To use "${upstream}", connect your ${upstream} account`
+        : err.reason === 'needs_reauth'
+          ? `Your connection to "${upstream}" has expired or was revoked; connect your ${upstream} account again`
+          : `"${upstream}" needs more permissions (${err.scope ?? ''}); authorize them`;
+    const message = `${action}: open ${url} in your browser (the link works for ${minutes} minutes), then try again.`;
+    return { message, data: { elicitations: [{ mode: 'url', elicitationId: randomToken(16), url, message }] } };
   }
 
   private async callTool(params: Record<string, unknown>, ctx: CallContext): Promise<Record<string, unknown>> {
-    const { connection, name, upstream } = this.resolveName(params.name, 'tools', ctx);
-    const config = connection.config;
+    const { config, listed, original } = this.locate(params.name, 'tools', ctx);
+    const upstream = config.name;
     // The same rule as listing: a tool the caller cannot see cannot be called, even by its exact name.
-    if (!toolVisible(config, name, ctx.caller.reach)) {
-      throw new JsonRpcError(ErrorCode.InvalidParams, `unknown tool: ${String(params.name).slice(0, 200)}`);
-    }
+    const visible = (name: string) => {
+      if (!toolVisible(config, name, ctx.caller.reach)) throw new JsonRpcError(ErrorCode.InvalidParams, `unknown tool: ${String(params.name).slice(0, 200)}`);
+      return name;
+    };
+    if (listed !== undefined) visible(listed);
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     try {
+      const connection = await this.upstreams.connection(config, ctx.caller.subject);
+      const name = visible(original(connection.catalog.tools));
       const result = await connection.request('tools/call', { ...forwardable(params), name }, this.forwarding(params, ctx));
       this.observer?.toolCall(upstream, result.isError === true ? 'tool_error' : 'ok', seconds());
       return result;
     } catch (err) {
+      if (err instanceof JsonRpcError) throw err;
       // Cancelled by the client: nobody is waiting for a tool result.
       if (ctx.signal.aborted) {
         this.observer?.toolCall(upstream, 'error', seconds());
         throw new JsonRpcError(ErrorCode.InternalError, 'the request was cancelled');
+      }
+      // A user's token that stopped working during the call (refused, or lacking a scope).
+      if (err instanceof ConnectionRequiredError) {
+        this.observer?.toolCall(upstream, 'unavailable', seconds());
+        const { message, data } = await this.connectionRequired(err, ctx);
+        if (ctx.urlElicitation && data) throw new McpError(McpErrorCode.UrlElicitationRequired, message, data);
+        return toolError(message);
+      }
+      if (err instanceof UpstreamAuthError) {
+        this.observer?.toolCall(upstream, 'unavailable', seconds());
+        return toolError(`The MCP server "${upstream}" cannot be used right now: ${err.message}`);
       }
       // The upstream's failure is a tool error naming it, so the model sees what happened and the
       // other upstreams are unaffected (product §3.2).
@@ -261,11 +343,11 @@ export class Dispatcher {
   private async complete(params: Record<string, unknown>, ctx: CallContext): Promise<Record<string, unknown>> {
     const ref = params.ref as Record<string, unknown> | undefined;
     if (ref?.type === 'ref/prompt') {
-      const { connection, name } = this.resolveName(ref.name, 'prompts', ctx);
+      const { connection, name } = await this.resolveName(ref.name, 'prompts', ctx);
       return connection.request('completion/complete', { ...forwardable(params), ref: { ...ref, name } }, this.forwarding(params, ctx));
     }
     if (ref?.type === 'ref/resource') {
-      const { connection, uri } = this.resolveUri(ref.uri, ctx);
+      const { connection, uri } = await this.resolveUri(ref.uri, ctx);
       return connection.request('completion/complete', { ...forwardable(params), ref: { ...ref, uri } }, this.forwarding(params, ctx));
     }
     throw new JsonRpcError(ErrorCode.InvalidParams, 'ref must be a ref/prompt or a ref/resource');

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { randomToken } from '../crypto/random.js';
 import type { Drain } from '../http/drain.js';
 import { OAuthError } from '../oauth/errors.js';
-import type { UpstreamPool } from '../upstreams/pool.js';
+import type { Upstreams } from '../upstreams/upstreams.js';
 import { exposedUri, upstreamReachable } from './catalog.js';
 import { originRefusal } from './origin.js';
 import { AuthenticationError, type Caller, type CredentialResolver } from './credentials.js';
@@ -28,7 +28,7 @@ export interface McpDeps {
   issuer: () => string;
   credentials: CredentialResolver;
   dispatcher: Dispatcher;
-  pool: UpstreamPool;
+  upstreams: Upstreams;
   logger: Logger;
   drain: Drain;
   subscriptions: Subscriptions;
@@ -205,7 +205,7 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     res.write(': gatehouse notification stream\n\n');
-    const unsubscribe = deps.pool.onCatalogChange((changed) => {
+    const unsubscribe = deps.upstreams.onCatalogChange((changed) => {
       if ((upstream !== undefined && changed !== upstream) || !upstreamReachable(changed, caller.reach)) return;
       for (const method of ['notifications/tools/list_changed', 'notifications/resources/list_changed', 'notifications/prompts/list_changed']) {
         res.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method })}\n\n`);

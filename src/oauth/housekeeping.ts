@@ -12,6 +12,8 @@ export interface HousekeepingReport {
   expiredGrantData: number;
   /** Signing keys retired longer than any token they signed can live. */
   retiredKeys: number;
+  /** Upstream authorizations never completed, and connect links, past their time. */
+  expiredUpstreamFlows: number;
 }
 
 /** Revoked grants are kept this long (to answer "revoked" rather than "unknown", and for audit). */
@@ -27,19 +29,20 @@ export class Housekeeping {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly services: Pick<Services, 'clients' | 'requests' | 'grants' | 'signingKeys' | 'clock'>,
+    private readonly services: Pick<Services, 'clients' | 'requests' | 'grants' | 'signingKeys' | 'upstreamOAuth' | 'clock'>,
     private readonly config: () => Config,
     private readonly logger: Logger,
   ) {}
 
   async run(): Promise<HousekeepingReport> {
-    const { clients, requests, grants, signingKeys, clock } = this.services;
+    const { clients, requests, grants, signingKeys, upstreamOAuth, clock } = this.services;
     const now = nowSeconds(clock);
     const report: HousekeepingReport = {
       unusedClients: await clients.deleteUnusedIssuedBefore(now - this.config().oauth_server.unused_client_ttl),
       expiredRequests: await requests.deleteExpired(now),
       expiredGrantData: await grants.prune(now, KEEP_REVOKED_GRANTS),
       retiredKeys: await signingKeys.prune(),
+      expiredUpstreamFlows: await upstreamOAuth.prune(now),
     };
     if (Object.values(report).some((n) => n > 0)) this.logger.info(report, 'housekeeping removed expired data');
     return report;

@@ -147,7 +147,24 @@ export interface ConnectTicketTable {
   ticket_hash: string;
   subject: string;
   upstream: string;
+  /** The MCP client whose call needed the connection, if known. */
+  client_id: string | null;
+  /** The scopes to ask for (a step-up), if not the default ones. */
+  scope: string | null;
   expires_at: number;
+}
+
+/**
+ * A user's explicit consent, given on the gateway's own page, to connect an upstream for an MCP
+ * client: recorded before the browser is sent to an upstream that knows the gateway by one static
+ * client_id (the confused-deputy protection of the MCP security guidance).
+ */
+export interface UpstreamConsentTable {
+  subject: string;
+  upstream: string;
+  client_id: string;
+  scope: string | null;
+  consented_at: number;
 }
 
 /** An upstream's catalog as last listed, shown to identities that have not connected yet. */
@@ -169,5 +186,6 @@ export interface Schema {
   upstream_tokens: UpstreamTokenTable;
   upstream_flows: UpstreamFlowTable;
   connect_tickets: ConnectTicketTable;
+  upstream_consents: UpstreamConsentTable;
   upstream_catalogs: UpstreamCatalogTable;
 }

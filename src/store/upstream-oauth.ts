@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { SecretBox } from '../crypto/encryption.js';
 import type { Database } from './database.js';
-import type { Schema, UpstreamFlowTable } from './schema.js';
+import type { ConnectTicketTable, Schema, UpstreamConsentTable, UpstreamFlowTable } from './schema.js';
 import type { TransactionRunner } from './transactions.js';
 
 /**
@@ -35,6 +35,8 @@ export interface UpstreamTokens {
 export interface UpstreamFlow extends Omit<UpstreamFlowTable, 'code_verifier'> {
   code_verifier: string;
 }
+
+export type ConnectTicket = Omit<ConnectTicketTable, 'ticket_hash'>;
 
 export class UpstreamOAuthRepository {
   private readonly db: Kysely<Schema>;
@@ -184,20 +186,37 @@ export class UpstreamOAuthRepository {
     });
   }
 
-  async insertTicket(ticketHash: string, subject: string, upstream: string, expiresAt: number): Promise<void> {
-    await this.transactions.run((trx) =>
-      trx.insertInto('connect_tickets').values({ ticket_hash: ticketHash, subject, upstream, expires_at: expiresAt }).execute(),
-    );
+  async insertTicket(ticket: ConnectTicketTable): Promise<void> {
+    await this.transactions.run((trx) => trx.insertInto('connect_tickets').values(ticket).execute());
   }
 
-  async ticket(ticketHash: string, now: number): Promise<{ subject: string; upstream: string } | undefined> {
+  async ticket(ticketHash: string, now: number): Promise<ConnectTicket | undefined> {
     const row = await this.db
       .selectFrom('connect_tickets')
-      .select(['subject', 'upstream'])
+      .select(['subject', 'upstream', 'client_id', 'scope', 'expires_at'])
       .where('ticket_hash', '=', ticketHash)
       .where('expires_at', '>', now)
       .executeTakeFirst();
-    return row;
+    return row ? { ...row, expires_at: Number(row.expires_at) } : undefined;
+  }
+
+  // --- consents (confused-deputy protection) ---
+
+  async recordConsent(consent: UpstreamConsentTable): Promise<void> {
+    await this.transactions.run(async (trx) => {
+      await trx
+        .deleteFrom('upstream_consents')
+        .where('subject', '=', consent.subject)
+        .where('upstream', '=', consent.upstream)
+        .where('client_id', '=', consent.client_id)
+        .execute();
+      await trx.insertInto('upstream_consents').values(consent).execute();
+    });
+  }
+
+  async consents(subject: string): Promise<UpstreamConsentTable[]> {
+    const rows = await this.db.selectFrom('upstream_consents').selectAll().where('subject', '=', subject).orderBy('upstream').orderBy('client_id').execute();
+    return rows.map((r) => ({ ...r, consented_at: Number(r.consented_at) }));
   }
 
   // --- catalogs ---

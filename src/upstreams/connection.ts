@@ -21,7 +21,7 @@ import {
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { UpstreamConfig } from '../config/schema.js';
-import { keepAliveFetch } from './http-client.js';
+import { keepAliveFetch, type Fetch } from './http-client.js';
 
 /**
  * One upstream MCP server, connected once and shared: the SDK client keeps one session and
@@ -82,17 +82,29 @@ export interface ConnectionOptions {
   /** Called on notifications/resources/updated. */
   onResourceUpdated?: (upstream: string, uri: string) => void;
   clientVersion: string;
+  /** Wraps the HTTP client (a per-user connection adds its user's token and handles rejections). */
+  wrapFetch?: (fetch: Fetch) => Fetch;
+  /**
+   * Re-establish a broken connection with backoff (the default, for shared connections). Without
+   * it, a failed or lost connection stays down, with the failure in `lastFailure`: its owner
+   * decides (a per-user connection is replaced on its user's next call).
+   */
+  reconnect?: boolean;
 }
 
 export class UpstreamConnection {
   state: UpstreamState = 'connecting';
   lastError: string | undefined;
+  /** What made the last connection attempt fail, as thrown. */
+  lastFailure: unknown;
   catalog: Catalog = EMPTY_CATALOG;
   /** Set once the catalog has been listed at least once since start. */
   listedAt: number | undefined;
 
   private client: Client | undefined;
   private readonly http = keepAliveFetch();
+  private readonly fetch: Fetch;
+  private readonly settledListeners = new Set<() => void>();
   /** Our progress tokens → the channel back to that request's client. */
   private readonly channels = new Map<string, RequestChannel>();
   private tokens = 0;
@@ -106,7 +118,15 @@ export class UpstreamConnection {
   constructor(
     readonly config: UpstreamConfig,
     private readonly options: ConnectionOptions,
-  ) {}
+  ) {
+    this.fetch = options.wrapFetch ? options.wrapFetch(this.http.fetch) : this.http.fetch;
+  }
+
+  /** Resolves once the connection is ready, or has failed (then `state` is `down`) or closed. */
+  settled(): Promise<void> {
+    if (this.state !== 'connecting') return Promise.resolve();
+    return new Promise((resolve) => this.settledListeners.add(resolve));
+  }
 
   get name(): string {
     return this.config.name;
@@ -178,6 +198,10 @@ export class UpstreamConnection {
       this.state = state;
       this.options.onStateChange?.(this.name, state);
     }
+    if (state !== 'connecting') {
+      for (const listener of this.settledListeners) listener();
+      this.settledListeners.clear();
+    }
   }
 
   private transport(): Transport {
@@ -198,17 +222,18 @@ export class UpstreamConnection {
     }
     const headers = { ...(u.headers ?? {}) };
     if (u.transport === 'http') {
-      return new StreamableHTTPClientTransport(new URL(u.url), { requestInit: { headers }, fetch: this.http.fetch });
+      return new StreamableHTTPClientTransport(new URL(u.url), { requestInit: { headers }, fetch: this.fetch });
     }
     // Legacy SSE: the POSTs take requestInit; the event stream is opened by its own fetch.
+    const streamFetch: Fetch = this.options.wrapFetch ? this.options.wrapFetch(fetch) : fetch;
     return new SSEClientTransport(new URL(u.url), {
       requestInit: { headers },
-      fetch: this.http.fetch,
+      fetch: this.fetch,
       eventSourceInit: {
         fetch: (url, init) => {
           const merged = new Headers(init?.headers);
           for (const [k, v] of Object.entries(headers)) merged.set(k, v);
-          return fetch(url, { ...init, headers: merged });
+          return streamFetch(url, { ...init, headers: merged });
         },
       },
     });
@@ -241,6 +266,7 @@ export class UpstreamConnection {
       this.catalog = await this.listCatalog(client);
       this.listedAt = Date.now();
       this.attempt = 0;
+      this.lastFailure = undefined;
       this.setState('ready');
       this.options.logger.info({ upstream: this.name, tools: this.catalog.tools.length }, 'upstream connected');
       this.options.onCatalogChange(this.name);
@@ -249,6 +275,7 @@ export class UpstreamConnection {
       await client.close().catch(() => {});
       if (generation !== this.generation || this.state === 'closed') return;
       this.client = undefined;
+      this.lastFailure = err;
       this.scheduleReconnect(describe(err));
     }
   }
@@ -264,6 +291,10 @@ export class UpstreamConnection {
 
   private scheduleReconnect(reason: string): void {
     this.setState('down', reason);
+    if (this.options.reconnect === false) {
+      this.options.logger.info({ upstream: this.name, reason }, 'upstream connection ended');
+      return;
+    }
     const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this.attempt);
     const delay = Math.round(base / 2 + Math.random() * (base / 2));
     this.attempt++;

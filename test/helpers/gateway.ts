@@ -14,7 +14,8 @@ export type RawConfig = Record<string, unknown>;
 export const PER_USER_UPSTREAM = {
   name: 'notion',
   transport: 'http',
-  url: 'https://mcp.notion.example/mcp',
+  // Nothing listens there: the OAuth surface only needs the upstream configured.
+  url: 'http://127.0.0.1:9/mcp',
   auth_type: 'per_user_oauth',
 };
 

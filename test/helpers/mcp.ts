@@ -58,7 +58,7 @@ export async function rpc(gw: TestGateway, credential: string, method: string, p
 
 /** Resolves once every named upstream's shared connection is ready (event-driven, bounded). */
 export function upstreamsReady(gw: TestGateway, names: string[], timeoutMs = 20_000): Promise<void> {
-  const pool = gw.gatehouse.upstreams;
+  const pool = gw.gatehouse.upstreams.pool;
   const ready = () => names.every((n) => pool.get(n)?.state === 'ready');
   if (ready()) return Promise.resolve();
   return new Promise((resolve, reject) => {

@@ -129,8 +129,8 @@ for (const { kind, skip } of storageKinds) {
 
     test('tickets expire; prune removes expired flows and tickets', async (t) => {
       const { repo } = await repository(t, kind);
-      await repo.insertTicket('t1', 'alice', 'notion', 500);
-      assert.deepEqual(await repo.ticket('t1', 499), { subject: 'alice', upstream: 'notion' });
+      await repo.insertTicket({ ticket_hash: 't1', subject: 'alice', upstream: 'notion', client_id: 'c1', scope: 'a b', expires_at: 500 });
+      assert.deepEqual(await repo.ticket('t1', 499), { subject: 'alice', upstream: 'notion', client_id: 'c1', scope: 'a b', expires_at: 500 });
       assert.equal(await repo.ticket('t1', 500), undefined);
       assert.equal(await repo.ticket('t2', 0), undefined);
       await repo.insertFlow({
@@ -165,6 +165,18 @@ for (const { kind, skip } of storageKinds) {
       assert.equal((await repo.registration(reg.issuer))?.client_id, 'cid2', 'replaced');
       await repo.deleteRegistration(reg.issuer);
       assert.equal(await repo.registration(reg.issuer), undefined);
+    });
+
+    test('consents are recorded per (identity, upstream, client), the latest one kept', async (t) => {
+      const { repo } = await repository(t, kind);
+      await repo.recordConsent({ subject: 'alice', upstream: 'notion', client_id: 'c1', scope: 'read', consented_at: 1 });
+      await repo.recordConsent({ subject: 'alice', upstream: 'notion', client_id: 'c1', scope: 'read write', consented_at: 2 });
+      await repo.recordConsent({ subject: 'alice', upstream: 'notion', client_id: 'c2', scope: null, consented_at: 3 });
+      await repo.recordConsent({ subject: 'bob', upstream: 'notion', client_id: 'c1', scope: null, consented_at: 4 });
+      assert.deepEqual(await repo.consents('alice'), [
+        { subject: 'alice', upstream: 'notion', client_id: 'c1', scope: 'read write', consented_at: 2 },
+        { subject: 'alice', upstream: 'notion', client_id: 'c2', scope: null, consented_at: 3 },
+      ]);
     });
 
     test('catalogs are kept per upstream, the latest listing wins', async (t) => {

@@ -52,7 +52,19 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('ticket_hash', 'text', (c) => c.primaryKey())
     .addColumn('subject', 'text', (c) => c.notNull())
     .addColumn('upstream', 'text', (c) => c.notNull())
+    .addColumn('client_id', 'text') // the MCP client whose call needed the connection
+    .addColumn('scope', 'text') // scopes to ask for (a step-up), if not the default ones
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
+    .execute();
+
+  await db.schema
+    .createTable('upstream_consents')
+    .addColumn('subject', 'text', (c) => c.notNull())
+    .addColumn('upstream', 'text', (c) => c.notNull())
+    .addColumn('client_id', 'text', (c) => c.notNull())
+    .addColumn('scope', 'text')
+    .addColumn('consented_at', 'bigint', (c) => c.notNull())
+    .addPrimaryKeyConstraint('upstream_consents_pk', ['subject', 'upstream', 'client_id'])
     .execute();
 
   await db.schema
@@ -64,7 +76,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const table of ['upstream_catalogs', 'connect_tickets', 'upstream_flows', 'upstream_tokens', 'upstream_registrations']) {
+  for (const table of ['upstream_catalogs', 'upstream_consents', 'connect_tickets', 'upstream_flows', 'upstream_tokens', 'upstream_registrations']) {
     await db.schema.dropTable(table).execute();
   }
 }
