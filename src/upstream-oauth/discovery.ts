@@ -39,26 +39,32 @@ export interface Challenge {
 
 /**
  * Asks the upstream without credentials and reads its challenge. The upstream's URL is the
- * operator's, so this request goes out unguarded (`probeFetch`); what it answers is not trusted.
+ * operator's, so these requests go out unguarded (`probeFetch`); what it answers is not trusted.
+ * Some servers let `initialize` through without a token and challenge only the requests after it,
+ * so a `tools/list` is tried when `initialize` draws no challenge.
  */
 export async function probe(upstreamUrl: string, transport: 'http' | 'sse', probeFetch: Fetch): Promise<Challenge> {
-  const init: RequestInit =
+  const attempts: RequestInit[] =
     transport === 'http'
-      ? {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-          body: JSON.stringify({
-            jsonrpc: '2.0',
-            id: 0,
-            method: 'initialize',
-            params: { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'gatehouse', version: '0' } },
-          }),
-        }
-      : { method: 'GET', headers: { accept: 'text/event-stream' } };
-  const res = await probeFetch(upstreamUrl, { ...init, signal: AbortSignal.timeout(10_000) });
-  await res.body?.cancel().catch(() => {});
-  if (res.status !== 401 && res.status !== 403) return {};
-  return extractWWWAuthenticateParams(res);
+      ? [
+          rpcProbe('initialize', { protocolVersion: LATEST_PROTOCOL_VERSION, capabilities: {}, clientInfo: { name: 'gatehouse', version: '0' } }),
+          rpcProbe('tools/list', {}),
+        ]
+      : [{ method: 'GET', headers: { accept: 'text/event-stream' } }];
+  for (const init of attempts) {
+    const res = await probeFetch(upstreamUrl, { ...init, signal: AbortSignal.timeout(10_000) });
+    await res.body?.cancel().catch(() => {});
+    if (res.status === 401 || res.status === 403) return extractWWWAuthenticateParams(res);
+  }
+  return {};
+}
+
+function rpcProbe(method: string, params: Record<string, unknown>): RequestInit {
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 0, method, params }),
+  };
 }
 
 /** Everything needed to send a user to the upstream's authorization server. */
