@@ -42,6 +42,7 @@ import { Upstreams } from './upstreams/upstreams.js';
 import { CredentialResolver } from './gateway/credentials.js';
 import { Dispatcher } from './gateway/dispatch.js';
 import { mcpEndpoints } from './gateway/endpoint.js';
+import { SessionIds } from './gateway/sessions.js';
 import { Subscriptions } from './gateway/subscriptions.js';
 import { VERSION } from './version.js';
 import { operationsEndpoints } from './ops/health.js';
@@ -67,6 +68,8 @@ export interface Services {
   readonly requests: AuthorizationRequestRepository;
   /** The gateway's registrations, tokens and flows as OAuth client of upstreams. */
   readonly upstreamOAuth: UpstreamOAuthRepository;
+  /** Encryption at rest, and the keys derived from the same secret. */
+  readonly box: SecretBox;
   close(): Promise<void>;
 }
 
@@ -101,6 +104,7 @@ export async function openServices(config: () => Config, deps: AppDeps = {}): Pr
       grants: new GrantRepository(database),
       requests: new AuthorizationRequestRepository(database),
       upstreamOAuth: new UpstreamOAuthRepository(database, box),
+      box,
       close,
     };
   } catch (err) {
@@ -262,6 +266,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
     upstreams,
     logger,
     drain,
+    sessions: new SessionIds(services.box.deriveKey('mcp-session')),
   });
   operationsEndpoints(app, { database: services.database, pool: upstreams.pool, metrics });
 

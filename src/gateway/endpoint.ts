@@ -10,15 +10,17 @@ import { exposedUri, upstreamReachable } from './catalog.js';
 import { originRefusal } from './origin.js';
 import { AuthenticationError, type Caller, type CredentialResolver } from './credentials.js';
 import { requiredScope, type Dispatcher } from './dispatch.js';
+import type { SessionClaims, SessionIds } from './sessions.js';
 import type { Subscriptions } from './subscriptions.js';
 import { classify, ErrorCode, errorResponse, JsonRpcError, type JsonRpcNotification, type JsonRpcRequest, type JsonRpcResponse } from './jsonrpc.js';
 
 /**
- * `/mcp` and `/mcp/<upstream>` (product §3.1): MCP's Streamable HTTP transport, stateless. A POST
- * carries JSON-RPC messages and gets JSON back — or an event stream, when a tool call asked for
- * progress; a GET opens a stream of list_changed notifications; DELETE is refused (there is no
- * session to end). No session is issued, and an `Mcp-Session-Id` a client sends is ignored: every
- * request is authenticated on its own and may reach any replica.
+ * `/mcp` and `/mcp/<upstream>` (product §3.1): MCP's Streamable HTTP transport, without server-side
+ * state. A POST carries JSON-RPC messages and gets JSON back — or an event stream, when a tool call
+ * asked for progress; a GET opens a stream of list_changed notifications; DELETE is refused (there
+ * is nothing to end). `initialize` issues a self-contained session id (src/gateway/sessions.ts)
+ * that carries the client's declared capabilities; every request is authenticated on its own and
+ * may reach any replica.
  */
 export const MCP_BODY_LIMIT = 4 * 1024 * 1024;
 const HEARTBEAT_MS = 25_000;
@@ -32,7 +34,11 @@ export interface McpDeps {
   logger: Logger;
   drain: Drain;
   subscriptions: Subscriptions;
+  sessions: SessionIds;
 }
+
+/** JSON-RPC error code the MCP SDK uses for an unknown session. */
+const SESSION_NOT_FOUND = -32001;
 
 type Params = { upstream?: string };
 
@@ -78,15 +84,27 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
     if (typeof version === 'string' && !SUPPORTED_PROTOCOL_VERSIONS.includes(version)) {
       return reply.code(400).send(errorResponse(null, ErrorCode.InvalidRequest, `unsupported MCP-Protocol-Version: ${version.slice(0, 32)}`));
     }
+    let session: SessionClaims | undefined;
+    const sessionId = request.headers['mcp-session-id'];
+    if (typeof sessionId === 'string') {
+      session = deps.sessions.read(sessionId, caller.subject);
+      if (!session) return reply.code(404).send(errorResponse(null, SESSION_NOT_FOUND, 'session not found: initialize again'));
+    }
     if (verb === 'delete') {
-      // Stateless: there is no session to terminate (Streamable HTTP allows 405 here).
-      return reply.code(405).header('allow', 'GET, POST').send(errorResponse(null, ErrorCode.InvalidRequest, 'no session to terminate'));
+      // Nothing is kept per session, so there is nothing to terminate (Streamable HTTP allows 405 here).
+      return reply.code(405).header('allow', 'GET, POST').send(errorResponse(null, ErrorCode.InvalidRequest, 'sessions cannot be terminated'));
     }
     if (verb === 'get') return openNotificationStream(request, reply, caller, upstream);
-    return post(request, reply, caller, upstream);
+    return post(request, reply, caller, upstream, session);
   };
 
-  const post = async (request: FastifyRequest<{ Params: Params }>, reply: FastifyReply, caller: Caller, upstream: string | undefined) => {
+  const post = async (
+    request: FastifyRequest<{ Params: Params }>,
+    reply: FastifyReply,
+    caller: Caller,
+    upstream: string | undefined,
+    session: SessionClaims | undefined,
+  ) => {
     const body = request.body;
     const batch = Array.isArray(body);
     const items: unknown[] = batch ? body : [body];
@@ -115,6 +133,10 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
         .send({ error: 'insufficient_scope', error_description: description, scope: missing });
     }
 
+    const initialize = requests.find((r) => r.method === 'initialize');
+    if (initialize) void reply.header('mcp-session-id', deps.sessions.issue(caller.subject, initialize.params?.capabilities));
+    const urlElicitation = session?.urlElicitation ?? false;
+
     const controller = new AbortController();
     const keys = requests.map((r) => `${caller.subject}\u0000${String(r.id)}`);
     for (const key of keys) inFlight.set(key, controller);
@@ -126,9 +148,9 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
       // A single request may be answered with an event stream, but only if something needs one: it
       // starts with the first notification (progress) and stays plain JSON otherwise.
       const streamable = !batch && (request.headers.accept ?? '').includes('text/event-stream');
-      if (streamable) return await respond(reply, requests[0]!, caller, upstream, controller.signal);
+      if (streamable) return await respond(reply, requests[0]!, caller, upstream, controller.signal, urlElicitation);
       const responses = await Promise.all(
-        requests.map((r) => deps.dispatcher.handle(r, { caller, upstream, signal: controller.signal })),
+        requests.map((r) => deps.dispatcher.handle(r, { caller, upstream, signal: controller.signal, urlElicitation })),
       );
       return reply.code(200).send(batch ? responses : responses[0]);
     } finally {
@@ -153,7 +175,14 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
   };
 
   /** One request's answer: JSON, or server-sent events once it has something to pass on first. */
-  const respond = async (reply: FastifyReply, request: JsonRpcRequest, caller: Caller, upstream: string | undefined, signal: AbortSignal) => {
+  const respond = async (
+    reply: FastifyReply,
+    request: JsonRpcRequest,
+    caller: Caller,
+    upstream: string | undefined,
+    signal: AbortSignal,
+    urlElicitation: boolean,
+  ) => {
     let streaming = false;
     const res = reply.raw;
     const send = (message: JsonRpcNotification | JsonRpcRequest | JsonRpcResponse) => {
@@ -187,7 +216,7 @@ export function mcpEndpoints(app: FastifyInstance, deps: McpDeps): void {
         send({ jsonrpc: '2.0', id, method, params });
       });
     try {
-      const response = await deps.dispatcher.handle(request, { caller, upstream, signal, notify: send, request: ask });
+      const response = await deps.dispatcher.handle(request, { caller, upstream, signal, notify: send, request: ask, urlElicitation });
       if (!streaming) return reply.code(200).send(response);
       send(response);
       res.end();

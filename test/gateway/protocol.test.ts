@@ -22,7 +22,7 @@ describe('/mcp protocol', () => {
     await fixture.close();
   });
 
-  test('initialize negotiates the protocol version and issues no session', async () => {
+  test('initialize negotiates the protocol version and issues a session id', async () => {
     const res = await mcpPost(gw, {
       jsonrpc: '2.0',
       id: 0,
@@ -30,7 +30,7 @@ describe('/mcp protocol', () => {
       params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 't', version: '1' } },
     }, { credential: key });
     assert.equal(res.status, 200);
-    assert.equal(res.headers.get('mcp-session-id'), null, 'stateless: no session');
+    assert.match(res.headers.get('mcp-session-id') ?? '', /^s1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
     assert.equal(res.json.result.protocolVersion, '2025-06-18');
     assert.equal(res.json.result.serverInfo.name, 'gatehouse');
     assert.ok(res.json.result.capabilities.tools);
@@ -45,10 +45,28 @@ describe('/mcp protocol', () => {
     assert.equal((await mcpPost(gw, { jsonrpc: '2.0', id: 9, result: {} }, { credential: key })).status, 202);
   });
 
-  test('a session id from a client is ignored, and any request may come without one', async () => {
-    const res = await mcpPost(gw, { jsonrpc: '2.0', id: 1, method: 'ping' }, { credential: key, headers: { 'mcp-session-id': 'whatever-123' } });
-    assert.equal(res.status, 200);
-    assert.deepEqual(res.json.result, {});
+  test('a session id is checked, not stored: the issued one works, any other is an unknown session; none is needed', async () => {
+    const init = await mcpPost(
+      gw,
+      { jsonrpc: '2.0', id: 0, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 't', version: '1' } } },
+      { credential: key },
+    );
+    const session = init.headers.get('mcp-session-id')!;
+    const ping = (headers: Record<string, string>, credential = key) => mcpPost(gw, { jsonrpc: '2.0', id: 1, method: 'ping' }, { credential, headers });
+    const ok = await ping({ 'mcp-session-id': session });
+    assert.equal(ok.status, 200);
+    assert.deepEqual(ok.json.result, {});
+    assert.equal((await ping({})).status, 200, 'requests without a session id are answered');
+    for (const forged of ['whatever-123', session.slice(0, -2) + 'AA', `s1.${Buffer.from('{"s":"x","u":1}').toString('base64url')}.${session.split('.')[2]}`]) {
+      const res = await ping({ 'mcp-session-id': forged });
+      assert.equal(res.status, 404, forged);
+      assert.equal(res.json.error.code, -32001);
+    }
+    // Issued to another identity: not this caller's session.
+    const { key: other } = await createKey(gw, { name: 'other' });
+    assert.equal((await ping({ 'mcp-session-id': session }, other)).status, 404);
+    // Still refused without credentials: a session id is not one.
+    assert.equal((await mcpPost(gw, { jsonrpc: '2.0', id: 1, method: 'ping' }, { headers: { 'mcp-session-id': session } })).status, 401);
   });
 
   test('batches get an array of answers', async () => {
@@ -88,7 +106,7 @@ describe('/mcp protocol', () => {
     assert.equal((await rpc(gw, key, 'resources/read', { uri: 'gatehouse://' })).error?.code, -32602);
   });
 
-  test('DELETE is refused (no session to end); an unsupported MCP-Protocol-Version is 400', async () => {
+  test('DELETE is refused (nothing to end); an unsupported MCP-Protocol-Version is 400', async () => {
     const del = await fetch(`${gw.url}/mcp`, { method: 'DELETE', headers: { authorization: `Bearer ${key}` } });
     assert.equal(del.status, 405);
     assert.match(del.headers.get('allow') ?? '', /POST/);
