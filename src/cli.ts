@@ -10,6 +10,7 @@ import { createLogger } from './logging.js';
 import type { ClientRecord } from './store/clients.js';
 import { migrateToLatest, openDatabase, StorageError } from './store/database.js';
 import type { VirtualKeyRecord } from './store/virtual-keys.js';
+import { SHARED_SUBJECT, TICKET_TTL, UpstreamOAuth } from './upstream-oauth/client.js';
 import { VERSION } from './version.js';
 
 const USAGE = `Usage: gatehouse <command> [options]
@@ -26,6 +27,8 @@ Commands:
   clients delete <client_id> remove a registered OAuth client
   rotate-signing-key         make a new access-token signing key (the old one stays
                              published until the tokens it signed have expired)
+  upstreams authorize <name> print a link that authorizes an auth_type "oauth" upstream
+                             for everybody (open it within 10 minutes, gateway running)
 
 Options (every command):
   --config FILE   YAML or JSON configuration (default: built-in defaults)
@@ -274,6 +277,35 @@ async function rotateSigningKey(flags: Flags): Promise<void> {
   console.log(`new signing key ${kid}; the previous key stays published until the tokens it signed expire`);
 }
 
+async function upstreamsCommand(args: string[], flags: Flags): Promise<void> {
+  const [action, name, ...rest] = args;
+  if (action !== 'authorize' || name === undefined || rest.length > 0) throw new UsageError('usage: gatehouse upstreams authorize <name>');
+  const config = loadConfig(configOptions(flags));
+  const upstream = config.upstreams.find((u) => u.name === name);
+  if (!upstream) throw new UsageError(`no upstream named ${name} in the configuration`);
+  if (upstream.auth_type !== 'oauth') {
+    throw new UsageError(
+      `${name} has auth_type "${upstream.auth_type}": only "oauth" upstreams are authorized by the operator` +
+        (upstream.auth_type === 'per_user_oauth' ? ' (with per_user_oauth, each user connects their own account)' : ''),
+    );
+  }
+  // The link leads to the running gateway, which completes the authorization; this only records it.
+  const issuer = config.server.public_url ?? `http://${config.server.host === '0.0.0.0' ? '127.0.0.1' : config.server.host}:${config.server.port}`;
+  const url = await withServices(config, (services) =>
+    new UpstreamOAuth({ repo: services.upstreamOAuth, config: () => config, issuer: () => issuer, clock: services.clock, logger: services.logger }).connectUrl(
+      SHARED_SUBJECT,
+      name,
+      undefined,
+      null,
+    ),
+  );
+  console.log(url);
+  process.stderr.write(
+    `open this link in a browser within ${Math.round(TICKET_TTL / 60)} minutes, with the gateway running at ${issuer}; ` +
+      `once you authorize, every identity's calls to ${name} use that token\n`,
+  );
+}
+
 async function migrate(flags: Flags): Promise<void> {
   const config = loadConfig(configOptions(flags));
   const database = await openDatabase(config.storage);
@@ -311,6 +343,9 @@ async function main(argv: string[]): Promise<number> {
         return 0;
       case 'keys':
         await keysCommand(args, flags);
+        return 0;
+      case 'upstreams':
+        await upstreamsCommand(args, flags);
         return 0;
       case 'rotate-signing-key':
         if (args.length > 0) throw new UsageError('rotate-signing-key takes no arguments');

@@ -137,7 +137,9 @@ async function liveTicket(ctx: ConnectContext, raw: string): Promise<FoundTicket
   const ticket = await ctx.oauth.ticket(raw);
   if (!ticket) return { problem: 'This connect link has expired or is not valid. Call the tool again to get a new one.' };
   const upstream = ctx.config().upstreams.find((u) => u.name === ticket.upstream);
-  if (!upstream || upstream.auth_type !== 'per_user_oauth') return { problem: `The MCP server "${ticket.upstream}" is no longer offered.` };
+  // A user's link is for a per-user upstream; the operator's (`gatehouse upstreams authorize`), for an `oauth` one.
+  const expected = ticket.subject === SHARED_SUBJECT ? 'oauth' : 'per_user_oauth';
+  if (!upstream || upstream.auth_type !== expected) return { problem: `The MCP server "${ticket.upstream}" is no longer offered.` };
   return { ticket, upstream };
 }
 
@@ -166,7 +168,11 @@ async function connectPage(ctx: ConnectContext, reply: FastifyReply, found: { ti
     200,
     `Connect ${upstream.name}`,
     html`<h1>Connect your ${upstream.name} account</h1>
-    <p>Gatehouse will use your ${upstream.name} account for the Gatehouse identity <strong>${who}</strong>${ticket.client_id ? html` and the applications it signs in, such as the one that sent you here` : ''}.</p>
+    ${
+      ticket.subject === SHARED_SUBJECT
+        ? html`<p>Gatehouse will use the ${upstream.name} account you sign in with for <strong>everyone</strong> using this gateway.</p>`
+        : html`<p>Gatehouse will use your ${upstream.name} account for the Gatehouse identity <strong>${who}</strong>${ticket.client_id ? html` and the applications it signs in, such as the one that sent you here` : ''}.</p>`
+    }
     <dl>
       <dt>Sign in at</dt><dd><strong>${target.host}</strong></dd>
       ${scopes.length > 0 ? html`<dt>Permissions</dt><dd>${scopes.join(' ')}</dd>` : ''}
