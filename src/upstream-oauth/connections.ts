@@ -229,7 +229,8 @@ export class UserConnections {
     await Promise.all(this.saving);
   }
 
-  private sweep(): void {
+  /** Closes connections idle for longer than IDLE_MS (run every minute). */
+  sweep(): void {
     const now = this.deps.clock.now();
     for (const [k, entry] of this.entries) {
       if (now - entry.usedAt > IDLE_MS) this.drop(k, entry);

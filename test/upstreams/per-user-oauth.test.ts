@@ -180,3 +180,23 @@ describe('per-user upstream OAuth', () => {
     assert.match(res.headers.get('www-authenticate') ?? '', /^Bearer /);
   });
 });
+
+test('idle per-user connections are closed, and reopened on the next call', async (t) => {
+  const upstream = await startOAuthUpstream();
+  t.after(() => upstream.close());
+  const gw = await startGateway({ config: { upstreams: [perUserUpstream('docs', upstream)] } });
+  t.after(() => gw.close());
+  const alice = await userKey(gw, 'alice');
+  await connectViaToolError(gw, alice, upstream, 'docs-whoami', 'alice');
+  assert.equal((await callTool(gw, alice, 'docs-whoami')).content[0]!.text, 'alice');
+  const personal = gw.gatehouse.upstreams.personal;
+  assert.equal(personal.size(), 1);
+  gw.clock.advance(9 * 60);
+  personal.sweep();
+  assert.equal(personal.size(), 1, 'used 9 minutes ago: kept');
+  gw.clock.advance(2 * 60);
+  personal.sweep();
+  assert.equal(personal.size(), 0, 'idle for 11 minutes: closed');
+  assert.equal((await callTool(gw, alice, 'docs-whoami')).content[0]!.text, 'alice');
+  assert.equal(personal.size(), 1);
+});
