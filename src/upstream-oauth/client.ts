@@ -18,7 +18,7 @@ import { discover, DiscoveryError, probe, type Challenge, type UpstreamAuthoriza
 /** The callback the upstream authorization servers redirect to. */
 export const CALLBACK_PATH = '/api/oauth/callback';
 /** The Client ID Metadata Document the gateway publishes for upstreams that accept one. */
-export const CLIENT_DOCUMENT_PATH = '/api/oauth/upstream-client';
+export const CLIENT_DOCUMENT_PATH = '/client-metadata.json';
 /** An upstream authorization must come back within this time (product §3.3: 10 minutes). */
 export const FLOW_TTL = 600;
 /** The subject of the one shared connection of an `auth_type: oauth` upstream. */
@@ -505,7 +505,8 @@ export class UpstreamOAuth {
 
   private async refreshUnderLease(subject: string, upstream: UpstreamConfig, seen: UpstreamTokens): Promise<UpstreamTokens> {
     const repo = this.deps.repo;
-    const deadline = this.deps.clock.now() + (LEASE_SECONDS + 5) * 1000;
+    // The wait is in real time, whatever clock the leases are dated by.
+    const deadline = performance.now() + (LEASE_SECONDS + 5) * 1000;
     for (let wait = 50; ; wait = Math.min(wait * 2, 500)) {
       const now = nowSeconds(this.deps.clock);
       if (await repo.tryLock(subject, upstream.name, this.owner, now, now + LEASE_SECONDS)) break;
@@ -515,7 +516,7 @@ export class UpstreamOAuth {
       if (!row) throw new ConnectionRequiredError(upstream.name, 'missing');
       if (row.status !== 'active') throw new ConnectionRequiredError(upstream.name, 'needs_reauth');
       if (row.access_token !== seen.access_token) return row;
-      if (this.deps.clock.now() > deadline) throw new UpstreamAuthError(`${upstream.name}: a token refresh by another gateway process did not finish`);
+      if (performance.now() > deadline) throw new UpstreamAuthError(`${upstream.name}: a token refresh by another gateway process did not finish`);
     }
     // Leased. Someone may have refreshed between our read and the lease.
     const current = await repo.tokens(subject, upstream.name);
