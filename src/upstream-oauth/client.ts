@@ -34,6 +34,7 @@ const LEASE_SECONDS = 30;
 /** Transient refresh failures are retried this many times, with backoff. */
 const REFRESH_ATTEMPTS = 3;
 const DISCOVERY_TTL_MS = 60 * 60 * 1000;
+const FAILED_DISCOVERY_MS = 30 * 1000;
 const METADATA_LIMITS = { maxBytes: 256 * 1024, timeoutMs: 10_000 };
 
 /** The identity has no usable connection to the upstream: it must (re)connect in a browser. */
@@ -96,7 +97,7 @@ export interface UpstreamOAuthDeps {
 }
 
 export class UpstreamOAuth {
-  private readonly discoveries = new Map<string, { key: string; at: number; value: Promise<UpstreamAuthorization> }>();
+  private readonly discoveries = new Map<string, { key: string; at: number; value: Promise<UpstreamAuthorization>; failedAt?: number }>();
   private readonly registering = new Map<string, Promise<UpstreamRegistration>>();
   private readonly refreshing = new Map<string, Promise<UpstreamTokens>>();
   /** This process, as the owner of refresh leases. */
@@ -128,17 +129,24 @@ export class UpstreamOAuth {
 
   // --- discovery ---
 
-  /** How to authorize against `upstream` (cached for an hour; `fresh` forces a new discovery). */
-  authorization(upstream: UpstreamConfig, fresh = false): Promise<UpstreamAuthorization> {
+  /**
+   * How to authorize against `upstream`: cached for an hour, and a failure for half a minute (a
+   * page that lists an unreachable upstream does not wait for it on every view). A change of the
+   * upstream's URL or of `upstream_oauth.allowed_hosts` discovers again.
+   */
+  authorization(upstream: UpstreamConfig): Promise<UpstreamAuthorization> {
     if (upstream.transport === 'stdio') return Promise.reject(new UpstreamAuthError(`${upstream.name} is a local process; it takes no OAuth`));
-    const key = upstream.url;
+    const key = JSON.stringify([upstream.url, this.deps.config().upstream_oauth.allowed_hosts]);
     const cached = this.discoveries.get(upstream.name);
     const now = this.deps.clock.now();
-    if (!fresh && cached && cached.key === key && now - cached.at < DISCOVERY_TTL_MS) return cached.value;
+    if (cached && cached.key === key && now - cached.at < DISCOVERY_TTL_MS && !(cached.failedAt !== undefined && performance.now() - cached.failedAt > FAILED_DISCOVERY_MS)) {
+      return cached.value;
+    }
     const value = this.discover(upstream);
-    this.discoveries.set(upstream.name, { key, at: now, value });
+    const entry: { key: string; at: number; value: Promise<UpstreamAuthorization>; failedAt?: number } = { key, at: now, value };
+    this.discoveries.set(upstream.name, entry);
     value.catch(() => {
-      if (this.discoveries.get(upstream.name)?.value === value) this.discoveries.delete(upstream.name);
+      entry.failedAt = performance.now();
     });
     return value;
   }

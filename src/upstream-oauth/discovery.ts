@@ -52,7 +52,7 @@ export async function probe(upstreamUrl: string, transport: 'http' | 'sse', prob
         ]
       : [{ method: 'GET', headers: { accept: 'text/event-stream' } }];
   for (const init of attempts) {
-    const res = await probeFetch(upstreamUrl, { ...init, signal: AbortSignal.timeout(10_000) });
+    const res = await probeFetch(upstreamUrl, { ...init, signal: AbortSignal.timeout(5_000) });
     await res.body?.cancel().catch(() => {});
     if (res.status === 401 || res.status === 403) return extractWWWAuthenticateParams(res);
   }
