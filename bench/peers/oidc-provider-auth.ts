@@ -10,55 +10,10 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Provider from 'oidc-provider';
+import { memoryAdapter } from '../../test/fixtures/oidc-memory-adapter.js';
 
 const CLIENT_ID = 'bench-client';
 
-type Payload = Record<string, unknown> & { grantId?: string; uid?: string; userCode?: string; consumed?: number };
-
-/** oidc-provider's adapter interface over plain Maps (no eviction; expired entries read as absent). */
-const store = new Map<string, { payload: Payload; expiresAt: number | undefined }>();
-const byGrant = new Map<string, Set<string>>();
-class MapAdapter {
-  constructor(private readonly model: string) {}
-  private key(id: string) {
-    return `${this.model}:${id}`;
-  }
-  async upsert(id: string, payload: Payload, expiresIn?: number) {
-    const key = this.key(id);
-    store.set(key, { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : undefined });
-    if (payload.grantId) {
-      let keys = byGrant.get(payload.grantId);
-      if (!keys) byGrant.set(payload.grantId, (keys = new Set()));
-      keys.add(key);
-    }
-    if (payload.uid) store.set(`${this.model}:uid:${payload.uid}`, { payload: { id } as Payload, expiresAt: undefined });
-    if (payload.userCode) store.set(`${this.model}:code:${payload.userCode}`, { payload: { id } as Payload, expiresAt: undefined });
-  }
-  async find(id: string) {
-    const entry = store.get(this.key(id));
-    if (!entry || (entry.expiresAt !== undefined && entry.expiresAt < Date.now())) return undefined;
-    return entry.payload;
-  }
-  async findByUid(uid: string) {
-    const ref = store.get(`${this.model}:uid:${uid}`);
-    return ref ? this.find(String(ref.payload.id)) : undefined;
-  }
-  async findByUserCode(userCode: string) {
-    const ref = store.get(`${this.model}:code:${userCode}`);
-    return ref ? this.find(String(ref.payload.id)) : undefined;
-  }
-  async consume(id: string) {
-    const entry = store.get(this.key(id));
-    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
-  }
-  async destroy(id: string) {
-    store.delete(this.key(id));
-  }
-  async revokeByGrantId(grantId: string) {
-    for (const key of byGrant.get(grantId) ?? []) store.delete(key);
-    byGrant.delete(grantId);
-  }
-}
 const REDIRECT_URI = 'http://127.0.0.1:54321/callback';
 
 const server = http.createServer();
@@ -66,7 +21,7 @@ server.listen(0, '127.0.0.1', () => {
   const { port } = server.address() as AddressInfo;
   const issuer = `http://127.0.0.1:${port}`;
   const provider = new Provider(issuer, {
-    adapter: MapAdapter,
+    adapter: memoryAdapter(),
     clients: [
       {
         client_id: CLIENT_ID,

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { SecretBox } from '../crypto/encryption.js';
 import type { Database } from './database.js';
-import type { ConnectTicketTable, Schema, UpstreamConsentTable, UpstreamFlowTable } from './schema.js';
+import type { ConnectTicketTable, Schema, UpstreamConsentTable, UpstreamFlowTable, UpstreamRegistrationTable, UpstreamTokenTable } from './schema.js';
 import type { TransactionRunner } from './transactions.js';
 
 /**
@@ -9,28 +9,10 @@ import type { TransactionRunner } from './transactions.js';
  * (AES-256-GCM) bound to its row — a token copied into another user's row does not open — and is
  * opened only here.
  */
-export interface UpstreamRegistration {
-  issuer: string;
-  client_id: string;
-  client_secret: string | null;
-  token_endpoint_auth_method: string;
-  redirect_uri: string;
-  registered_at: number;
-}
+export type UpstreamRegistration = UpstreamRegistrationTable;
 
-export interface UpstreamTokens {
-  subject: string;
-  upstream: string;
-  issuer: string;
-  client_id: string;
-  resource: string;
-  access_token: string;
-  refresh_token: string | null;
-  scope: string | null;
-  expires_at: number | null;
-  status: 'active' | 'needs_reauth';
-  updated_at: number;
-}
+/** One connection's tokens, opened (the refresh lease stays in here). */
+export type UpstreamTokens = Omit<UpstreamTokenTable, 'lock_owner' | 'lock_until'>;
 
 export interface UpstreamFlow extends Omit<UpstreamFlowTable, 'code_verifier'> {
   code_verifier: string;

@@ -9,6 +9,7 @@ import { ConsentBrowser } from '../helpers/browser.js';
 import { MemoryProvider } from '../helpers/sdk-provider.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { AUTHORIZE, createKey, pkce, tokenRequest } from '../helpers/oauth.js';
+import { bounded, STEP_TIMEOUT_MS } from '../helpers/bounded.js';
 
 /**
  * The MCP TypeScript SDK client running its own OAuth flow (`auth()`) against the gateway:
@@ -16,22 +17,6 @@ import { AUTHORIZE, createKey, pkce, tokenRequest } from '../helpers/oauth.js';
  * or a Client ID Metadata Document, the authorization request, the code exchange, and a refresh.
  * The browser's part is done by ConsentBrowser; nothing listens on the redirect URI.
  */
-
-/** Every wait in this file is bounded by this. */
-const STEP_TIMEOUT_MS = 10_000;
-
-/** Rejects if `promise` has not settled within STEP_TIMEOUT_MS. */
-async function bounded<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** A fetch for the SDK that records each exchange, so a failure can show what was said. */
 function recordingFetch(trace: string[]): typeof fetch {

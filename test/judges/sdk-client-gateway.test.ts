@@ -18,21 +18,7 @@ import { MemoryProvider } from '../helpers/sdk-provider.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { upstreamsReady } from '../helpers/mcp.js';
 import { AUTHORIZE, createKey } from '../helpers/oauth.js';
-
-/** Every wait in this file is bounded by this. */
-const STEP_TIMEOUT_MS = 10_000;
-
-async function bounded<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { bounded } from '../helpers/bounded.js';
 
 /** Keeps tokens out of test output. */
 const redact = (text: string) =>

@@ -15,21 +15,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { followAuthorization, OAUTH_UPSTREAM_SCOPE, startOAuthUpstream, type OAuthUpstream, type OAuthUpstreamOptions } from '../fixtures/oauth-upstream.js';
 import { ConsentBrowser } from '../helpers/browser.js';
 import { MemoryProvider } from '../helpers/sdk-provider.js';
-
-/** Every wait in this file is bounded by this. */
-const STEP_TIMEOUT_MS = 10_000;
-
-async function bounded<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${STEP_TIMEOUT_MS} ms`)), STEP_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { bounded } from '../helpers/bounded.js';
 
 /** Nothing listens here: followAuthorization stops at the redirect and hands back the URL. */
 const CALLBACK = 'http://127.0.0.1:47615/callback';

@@ -11,7 +11,7 @@ import { startGateway, type RawConfig } from '../helpers/gateway.js';
 import { authorizeUrl, pkce, REDIRECT, registerClient } from '../helpers/oauth.js';
 import { freePort } from '../helpers/ports.js';
 import { makeTempDir } from '../helpers/tmp.js';
-import { callTool, connectLink, connectThroughLink, connectViaToolError, perUserUpstream, userKey } from './support.js';
+import { callTool, connectLink, connectThroughLink, connectViaToolError, perUserUpstream, registerAtUpstream, userKey } from './support.js';
 
 const text = (r: { content: Array<{ text: string }> }) => r.content[0]!.text;
 
@@ -152,18 +152,7 @@ describe('per-user upstream OAuth: flows', () => {
     const gw = await startGateway({ config: { upstreams: [perUserUpstream('docs', upstream)] } });
     t.after(() => gw.close());
     // The operator registers the gateway at the upstream by hand, then configures it.
-    const res = await fetch(`${upstream.issuer}/reg`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        redirect_uris: [`${gw.url}/api/oauth/callback`],
-        grant_types: ['authorization_code', 'refresh_token'],
-        token_endpoint_auth_method: 'client_secret_basic',
-        scope: 'mcp:tools',
-      }),
-    });
-    assert.equal(res.status, 201, await res.clone().text());
-    const registered = (await res.json()) as { client_id: string; client_secret: string };
+    const registered = await registerAtUpstream(upstream, `${gw.url}/api/oauth/callback`, 'client_secret_basic');
     const before = upstream.registrations;
     gw.reload({ upstreams: [perUserUpstream('docs', upstream, { oauth: { client_id: registered.client_id, client_secret: registered.client_secret } })] });
 
@@ -180,12 +169,7 @@ describe('per-user upstream OAuth: flows', () => {
     t.after(() => upstream.close());
     const gw = await startGateway({ config: { upstreams: [perUserUpstream('docs', upstream)] } });
     t.after(() => gw.close());
-    const res = await fetch(`${upstream.issuer}/reg`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ redirect_uris: [`${gw.url}/api/oauth/callback`], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'none' }),
-    });
-    const { client_id: staticId } = (await res.json()) as { client_id: string };
+    const { client_id: staticId } = await registerAtUpstream(upstream, `${gw.url}/api/oauth/callback`, 'none');
     gw.reload({ upstreams: [perUserUpstream('docs', upstream, { oauth: { client_id: staticId, scopes: ['mcp:tools'] } })] });
 
     const clientId = await registerClient(gw, { client_name: 'Editor' });
@@ -255,12 +239,7 @@ describe('per-user upstream OAuth: flows', () => {
     upstream.ageAccessTokens(121);
     await callTool(gw, alice, 'docs-whoami'); // a refresh, with rotation
     // A confidential registration too (a client secret to keep).
-    const res = await fetch(`${upstream.issuer}/reg`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ redirect_uris: [`${gw.url}/api/oauth/callback`], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: 'client_secret_post' }),
-    });
-    const { client_id, client_secret } = (await res.json()) as { client_id: string; client_secret: string };
+    const { client_id, client_secret } = await registerAtUpstream(upstream, `${gw.url}/api/oauth/callback`, 'client_secret_post');
     gw.reload({ upstreams: [perUserUpstream('docs', upstream, { oauth: { client_id, client_secret } })] });
     const carol = await userKey(gw, 'carol');
     await connectViaToolError(gw, carol, upstream, 'docs-whoami', 'carol');

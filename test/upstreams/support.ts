@@ -55,3 +55,18 @@ export async function connectViaToolError(gw: TestGateway, key: string, upstream
   assert.equal(done.status, 200, done.text.slice(0, 500));
   return first.content[0]!.text;
 }
+
+/** What an operator does by hand for a pre-registered client: registers the gateway at the upstream's authorization server. */
+export async function registerAtUpstream(
+  upstream: Pick<OAuthUpstream, 'issuer'>,
+  redirectUri: string,
+  method: 'none' | 'client_secret_basic' | 'client_secret_post',
+): Promise<{ client_id: string; client_secret?: string }> {
+  const res = await fetch(`${upstream.issuer}/reg`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: [redirectUri], grant_types: ['authorization_code', 'refresh_token'], token_endpoint_auth_method: method, scope: 'mcp:tools' }),
+  });
+  assert.equal(res.status, 201, await res.clone().text());
+  return (await res.json()) as { client_id: string; client_secret?: string };
+}
