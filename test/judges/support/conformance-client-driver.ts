@@ -18,7 +18,7 @@
  * (Secure and __Host- ones included: the hop to 127.0.0.1 is plain http).
  *
  * At most MAX_AUTHORIZATIONS authorizations (auth/scope-retry-limit allows 3). The last line on
- * stdout is `RESULT <json>` ({ok, authorizations, detail}); the exit code is 0 exactly when the
+ * stdout is `RESULT <json>` ({ok, authorizations, seconds, detail}); the exit code is 0 exactly when the
  * tool call succeeded. Everything is bounded by DEADLINE_MS, below the suite's per-scenario timeout.
  */
 import http from 'node:http';
@@ -69,6 +69,8 @@ let listening: URL | undefined;
 const cookies = new Map<string, string>();
 /** Authorizations started so far (connect forms submitted). */
 let authorizations = 0;
+/** The gateway's data directory, removed however the driver ends. */
+let dataDir: string | undefined;
 
 /** One HTTP request, bounded; requests for the gateway's public origin go to where it listens. */
 function request(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Reply> {
@@ -187,6 +189,7 @@ async function main(): Promise<Result> {
   console.log(`scenario ${process.env.MCP_CONFORMANCE_SCENARIO ?? '(none)'}, server ${serverUrl}`);
 
   const dir = mkdtempSync(path.join(tmpdir(), 'gatehouse-conformance-client-'));
+  dataDir = dir;
   let gatehouse: Gatehouse | undefined;
   try {
     const upstream: Record<string, unknown> = { name: UPSTREAM, transport: 'http', url: serverUrl, auth_type: 'per_user_oauth' };
@@ -210,7 +213,6 @@ async function main(): Promise<Result> {
     return await drive(gatehouse);
   } finally {
     await gatehouse?.close().catch((err: unknown) => console.error(`closing the gateway: ${String(err)}`));
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -218,6 +220,7 @@ const deadline = setTimeout(() => finish({ ok: false, detail: `did not finish wi
 
 function finish(result: Result): never {
   clearTimeout(deadline);
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   const seconds = Math.round(performance.now()) / 1000;
   console.log(`RESULT ${JSON.stringify({ ok: result.ok, authorizations, seconds, detail: result.detail })}`);
   process.exit(result.ok ? 0 : 1);
