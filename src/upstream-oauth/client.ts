@@ -255,7 +255,7 @@ export class UpstreamOAuth {
     let registered: Awaited<ReturnType<typeof oauth.processDynamicClientRegistrationResponse>>;
     try {
       const response = await oauth.dynamicClientRegistrationRequest(server, metadata, this.options(upstream));
-      registered = await oauth.processDynamicClientRegistrationResponse(response);
+      registered = await oauth.processDynamicClientRegistrationResponse(await withSecretExpiry(response));
     } catch (err) {
       throw new UpstreamAuthError(`${upstream.name}: client registration at ${server.issuer} failed (${describe(err)})`);
     }
@@ -624,7 +624,35 @@ export class UpstreamOAuth {
 function fromRegistration(r: UpstreamRegistration): ClientChoice {
   const client: oauth.Client = { client_id: r.client_id, token_endpoint_auth_method: r.token_endpoint_auth_method };
   if (!r.client_secret || r.token_endpoint_auth_method === 'none') return { client, auth: oauth.None() };
-  return { client, auth: r.token_endpoint_auth_method === 'client_secret_post' ? oauth.ClientSecretPost(r.client_secret) : oauth.ClientSecretBasic(r.client_secret) };
+  return { client, auth: r.token_endpoint_auth_method === 'client_secret_post' ? oauth.ClientSecretPost(r.client_secret) : clientSecretBasic(r.client_secret) };
+}
+
+/**
+ * HTTP Basic client authentication (RFC 6749 §2.3.1): id and secret form-urlencoded, then base64.
+ * oauth4webapi's own also escapes "-", "." and "_", which the form encoding leaves alone; servers
+ * that compare the decoded header without percent-decoding it (many do) then refuse a client_id
+ * like "pre-registered-client". This one encodes exactly as application/x-www-form-urlencoded.
+ */
+function clientSecretBasic(secret: string): oauth.ClientAuth {
+  const encode = (value: string) => new URLSearchParams([['', value]]).toString().slice(1);
+  return (_as, client, _body, headers) => {
+    headers.set('authorization', `Basic ${Buffer.from(`${encode(client.client_id)}:${encode(secret)}`).toString('base64')}`);
+  };
+}
+
+/**
+ * RFC 7591 §3.2.1 requires `client_secret_expires_at` with a secret, and oauth4webapi refuses a
+ * response without it; servers that leave it out mean a secret that does not expire (0). The
+ * registration is redone anyway when the server stops accepting it (invalid_client).
+ */
+async function withSecretExpiry(response: Response): Promise<Response> {
+  if (!response.ok) return response;
+  const body = (await response
+    .clone()
+    .json()
+    .catch(() => undefined)) as Record<string, unknown> | undefined;
+  if (!body || typeof body !== 'object' || body.client_secret === undefined || body.client_secret_expires_at !== undefined) return response;
+  return new Response(JSON.stringify({ ...body, client_secret_expires_at: 0 }), { status: response.status, headers: response.headers });
 }
 
 function sleep(ms: number): Promise<void> {

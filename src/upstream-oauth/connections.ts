@@ -114,10 +114,10 @@ export class UserConnections {
       connection.start();
       await connection.settled();
       if (connection.state !== 'ready') {
+        const { lastFailure: failure, lastError } = connection;
         void connection.close();
-        const failure = connection.lastFailure;
         if (failure instanceof ConnectionRequiredError || failure instanceof UpstreamAuthError) throw failure;
-        throw new UpstreamUnavailableError(connection.lastError ?? 'could not connect');
+        throw new UpstreamUnavailableError(lastError ?? 'could not connect');
       }
       const entry: Entry = { connection, token: holder, config: configJson, usedAt: this.deps.clock.now() };
       this.entries.set(k, entry);

@@ -272,10 +272,11 @@ export class UpstreamConnection {
       this.options.onCatalogChange(this.name);
       this.startHealthChecks(generation);
     } catch (err) {
+      // Kept before closing: the close marks the connection down, and its owner reads why.
+      if (generation === this.generation) this.lastFailure = err;
       await client.close().catch(() => {});
       if (generation !== this.generation || this.state === 'closed') return;
       this.client = undefined;
-      this.lastFailure = err;
       this.scheduleReconnect(describe(err));
     }
   }
