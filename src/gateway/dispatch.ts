@@ -297,7 +297,7 @@ export class Dispatcher {
       }
       if (err instanceof UpstreamAuthError) {
         this.observer?.toolCall(upstream, 'unavailable', seconds());
-        return toolError(`The MCP server "${upstream}" cannot be used right now: ${err.message}`);
+        return toolError(`The MCP server "${upstream}" cannot be used right now: ${withoutName(err.message, upstream)}`);
       }
       // The upstream's failure is a tool error naming it, so the model sees what happened and the
       // other upstreams are unaffected (product §3.2).
@@ -364,4 +364,9 @@ function forwardable(params: Record<string, unknown>): Record<string, unknown> {
 
 function toolError(text: string): Record<string, unknown> {
   return { content: [{ type: 'text', text }], isError: true };
+}
+
+/** An upstream error's message without the upstream's name in front (the sentence names it already). */
+function withoutName(message: string, upstream: string): string {
+  return message.startsWith(`${upstream}: `) ? message.slice(upstream.length + 2) : message;
 }

@@ -663,7 +663,11 @@ function sleep(ms: number): Promise<void> {
 export function describe(err: unknown): string {
   if (err instanceof oauth.ResponseBodyError) return `${err.error} (HTTP ${err.status})`;
   if (err instanceof GuardedFetchError || err instanceof UpstreamAuthError) return err.message;
-  if (err instanceof oauth.OperationProcessingError) return err.message.slice(0, 200);
+  if (err instanceof oauth.OperationProcessingError) {
+    // An answer that is not OAuth at all (a 5xx page, a gateway timeout): its status says enough.
+    if (err.cause instanceof Response) return `HTTP ${err.cause.status}`;
+    return err.message.slice(0, 200);
+  }
   const message = err instanceof Error ? err.message : String(err);
   return message.split('\n')[0]!.slice(0, 200);
 }

@@ -200,3 +200,27 @@ test('idle per-user connections are closed, and reopened on the next call', asyn
   assert.equal((await callTool(gw, alice, 'docs-whoami')).content[0]!.text, 'alice');
   assert.equal(personal.size(), 1);
 });
+
+test('a refresh that meets an outage is retried with backoff; the connection stays active', async (t) => {
+  const upstream = await startOAuthUpstream({ accessTokenTtl: 120 });
+  t.after(() => upstream.close());
+  const gw = await startGateway({ config: { upstreams: [perUserUpstream('docs', upstream)] } });
+  t.after(() => gw.close());
+  const alice = await userKey(gw, 'alice');
+  await connectViaToolError(gw, alice, upstream, 'docs-whoami', 'alice');
+  gw.clock.advance(121);
+  upstream.ageAccessTokens(121);
+  upstream.failTokenRequests(2);
+  assert.equal((await callTool(gw, alice, 'docs-whoami')).content[0]!.text, 'alice');
+  assert.equal(upstream.tokenRequests.refresh_token, 3, 'two failures, then the refresh that worked');
+  assert.equal((await gw.gatehouse.upstreamOAuth.connections('alice'))[0]?.status, 'active');
+  // An outage longer than the retries: the call fails as unavailable, and nothing is lost.
+  gw.clock.advance(121);
+  upstream.ageAccessTokens(121);
+  upstream.failTokenRequests(3);
+  const failed = await callTool(gw, alice, 'docs-whoami');
+  assert.equal(failed.isError, true);
+  assert.match(failed.content[0]!.text, /cannot be used right now: the token could not be refreshed \(HTTP 503\)/);
+  assert.equal((await gw.gatehouse.upstreamOAuth.connections('alice'))[0]?.status, 'active');
+  assert.equal((await callTool(gw, alice, 'docs-whoami')).content[0]!.text, 'alice', 'the next call refreshes');
+});
