@@ -74,25 +74,40 @@ export function table(header: string[], rows: Array<Array<string | number>>): st
   return [`| ${header.join(' | ')} |`, `|${header.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
+/** One POST, repeated: where, with which headers and body. */
+export interface LoadTarget {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
 export interface LoadResult {
   rps: number;
   /** Latency percentiles in milliseconds, to 0.01 ms. */
   p50: number;
+  p90: number;
   p99: number;
   failed: number;
+}
+
+/** What one closed-loop load measured: every latency in ms (unsorted), failures, and how long it ran. */
+export interface LoadSamples {
+  latencies: number[];
+  failed: number;
+  seconds: number;
 }
 
 /**
  * A closed-loop load: `connections` clients, each sending one request and waiting for its answer
  * before the next, over keep-alive connections, for `seconds`. Latency is measured per request
  * with the high-resolution clock (autocannon rounds to whole milliseconds, too coarse for a hop
- * that adds half of one).
+ * that adds half of one); kept raw, so that several slices of one target can be summarized together.
  */
-export async function closedLoop(
-  target: { url: string; headers: Record<string, string>; body: string },
+async function closedLoopSamples(
+  target: LoadTarget,
   connections: number,
   seconds: number,
-): Promise<LoadResult> {
+): Promise<LoadSamples> {
   const url = new URL(target.url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const headers = { ...target.headers, 'content-length': String(Buffer.byteLength(target.body)) };
@@ -121,6 +136,38 @@ export async function closedLoop(
   );
   const elapsed = (performance.now() - started) / 1000;
   agent.destroy();
-  latencies.sort((a, b) => a - b);
-  return { rps: Math.round(latencies.length / elapsed), p50: percentile(latencies, 50), p99: percentile(latencies, 99), failed };
+  return { latencies, failed, seconds: elapsed };
+}
+
+/** Throughput and latency percentiles of one or more slices of the same load. */
+export function summarize(slices: LoadSamples[]): LoadResult {
+  const latencies = slices.flatMap((s) => s.latencies).sort((a, b) => a - b);
+  const elapsed = slices.reduce((sum, s) => sum + s.seconds, 0);
+  const failed = slices.reduce((sum, s) => sum + s.failed, 0);
+  return { rps: Math.round(latencies.length / elapsed), p50: percentile(latencies, 50), p90: percentile(latencies, 90), p99: percentile(latencies, 99), failed };
+}
+
+/**
+ * Closed-loop loads of several targets at `connections` each, compared fairly on a shared machine:
+ * after a 1 s warm-up of each, every target's `seconds` are split into `rounds` slices run in
+ * rotating order (a b c, b c a, c a b, …), so that a slow moment of the machine does not fall on
+ * one target only.
+ */
+export async function interleavedLoads<T extends LoadTarget>(
+  targets: T[],
+  connections: number,
+  seconds: number,
+  rounds: number,
+  progress: (round: number) => void = () => {},
+): Promise<Map<T, LoadResult>> {
+  const slices = new Map<T, LoadSamples[]>(targets.map((t) => [t, []]));
+  for (const t of targets) await closedLoopSamples(t, connections, 1);
+  for (let round = 0; round < rounds; round++) {
+    progress(round);
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[(i + round) % targets.length]!;
+      slices.get(t)!.push(await closedLoopSamples(t, connections, seconds / rounds));
+    }
+  }
+  return new Map(targets.map((t) => [t, summarize(slices.get(t)!)]));
 }

@@ -8,76 +8,30 @@
  * at concurrency 1 and 16: calls/s, p50/p99, and each proxy's added latency over (a). Then the
  * gateway's resident memory with 1,000 idle connected clients (each holding a GET event stream).
  *
- *   npm run bench:toolcall          (BENCH_DURATION=10 by default)
+ *   npm run bench:toolcall          (BENCH_DURATION=10 s per path and concurrency, BENCH_ROUNDS=5)
  */
-import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { ConsentBrowser } from '../test/helpers/browser.js';
-import { runCli } from '../test/helpers/process.js';
 import { makeTempDir } from '../test/helpers/tmp.js';
-import { closedLoop, rssMiB, saveResult, startServer, table, type LoadResult, type ServerProcess } from './lib.js';
+import { createKey, gatewayToken, startGateway } from './gatehouse.js';
+import { interleavedLoads, rssMiB, saveResult, startServer, table, type LoadResult, type LoadTarget, type ServerProcess } from './lib.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 5));
 const IDLE_CLIENTS = 1000;
 const CALL = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hello' } } });
 
-interface Target {
+interface Target extends LoadTarget {
   name: string;
-  url: string;
-  headers: Record<string, string>;
-  body: string;
 }
 
 type Measurement = LoadResult;
 
-async function measure(target: Target, connections: number): Promise<Measurement> {
-  const request = {
-    url: target.url,
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...target.headers },
-    body: target.body,
-  };
-  await closedLoop(request, connections, 1); // warm-up: JIT, pooled connections
-  return closedLoop(request, connections, DURATION);
-}
-
-/** A gateway access token for /mcp/echo, through the real flow: key, registration, consent, code, token. */
-async function accessToken(gateway: string, config: string, dataDir: string): Promise<string> {
-  const key = (await runCli(['keys', 'create', '--name', 'bench', '--config', config, '--data', dataDir])).stdout.trim();
-  const redirect = 'http://127.0.0.1:54321/callback';
-  const registered = await fetch(`${gateway}/api/oauth/per-user/register`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ client_name: 'bench', redirect_uris: [redirect] }),
-  });
-  const clientId = ((await registered.json()) as { client_id: string }).client_id;
-  const verifier = randomBytes(32).toString('base64url');
-  const authorize = new URL(`${gateway}/api/oauth/per-user/authorize`);
-  for (const [k, v] of Object.entries({
-    response_type: 'code',
-    client_id: clientId,
-    redirect_uri: redirect,
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-    resource: `${gateway}/mcp/echo`,
-  })) {
-    authorize.searchParams.set(k, v);
-  }
-  const back = await new ConsentBrowser().authorize(authorize.toString(), key);
-  const res = await fetch(`${gateway}/api/oauth/per-user/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'authorization_code',
-      code: back.searchParams.get('code')!,
-      code_verifier: verifier,
-      redirect_uri: redirect,
-      client_id: clientId,
-    }).toString(),
-  });
-  return ((await res.json()) as { access_token: string }).access_token;
-}
+const target = (name: string, url: string, headers: Record<string, string> = {}): Target => ({
+  name,
+  url,
+  headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...headers },
+  body: CALL,
+});
 
 /** Opens `count` GET event streams (idle connected clients); returns how to close them. */
 async function idleClients(url: string, token: string, count: number): Promise<() => void> {
@@ -109,45 +63,30 @@ async function main(): Promise<void> {
     const upstream = await startServer(['--import', 'tsx', 'bench/peers/echo-upstream.ts']);
     servers.push(upstream);
     const upstreamUrl = upstream.ready.url!;
-    const config = path.join(temp.dir, 'gatehouse.yaml');
-    writeFileSync(
-      config,
-      [
-        'server: { host: 127.0.0.1 }',
-        'oauth_server:',
-        '  enabled: true',
-        '  access_token_ttl: 3600',
-        '  rate_limits: { register: { max: 0, window: 60 }, authorize: { max: 0, window: 60 }, token: { max: 0, window: 60 } }',
-        'upstreams:',
-        `  - { name: echo, transport: http, url: "${upstreamUrl}", auth_type: none }`,
-        '',
-      ].join('\n'),
-    );
-    const gateway = await startServer(['dist/cli.js', 'serve', '--config', config, '--data', temp.dir, '--port', '0']);
+    const { server: gateway, url: gatewayUrl, config } = await startGateway(temp.dir, [`{ name: echo, transport: http, url: "${upstreamUrl}", auth_type: none }`]);
     servers.push(gateway);
-    const gatewayUrl = gateway.ready.url!;
-    const token = await accessToken(gatewayUrl, config, temp.dir);
+    const token = await gatewayToken(gatewayUrl, await createKey(config, temp.dir), `${gatewayUrl}/mcp/echo`);
     const raw = await startServer(['--import', 'tsx', 'bench/peers/raw-proxy.ts', upstreamUrl]);
     servers.push(raw);
     const naive = await startServer(['--import', 'tsx', 'bench/peers/naive-proxy.ts', upstreamUrl]);
     servers.push(naive);
 
     const targets: Target[] = [
-      { name: '(a) direct to the upstream', url: upstreamUrl, headers: {}, body: CALL },
-      { name: '(b) Gatehouse (JWT, SQLite, pooled)', url: `${gatewayUrl}/mcp/echo`, headers: { authorization: `Bearer ${token}` }, body: CALL },
-      { name: '(c) raw pass-through proxy (floor)', url: raw.ready.url!, headers: {}, body: CALL },
-      { name: '(d) naive SDK proxy', url: naive.ready.url!, headers: {}, body: CALL },
+      target('(a) direct to the upstream', upstreamUrl),
+      target('(b) Gatehouse (JWT, SQLite, pooled)', `${gatewayUrl}/mcp/echo`, { authorization: `Bearer ${token}` }),
+      target('(c) raw pass-through proxy (floor)', raw.ready.url!),
+      target('(d) naive SDK proxy', naive.ready.url!),
     ];
     // The gateway's tool is the same tool: check once that it answers as the others do.
-    const check = await fetch(targets[1]!.url, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${token}` }, body: CALL });
+    const check = await fetch(targets[1]!.url, { method: 'POST', headers: targets[1]!.headers, body: CALL });
     if (check.status !== 200) throw new Error(`the gateway refused the benchmark call: ${check.status} ${await check.text()}`);
 
     const results: Record<string, Record<number, Measurement>> = {};
     for (const connections of [1, 16]) {
-      for (const target of targets) {
-        process.stderr.write(`measuring ${target.name}, ${connections} connection(s) ...\n`);
-        (results[target.name] ??= {})[connections] = await measure(target, connections);
-      }
+      const measured = await interleavedLoads(targets, connections, DURATION, ROUNDS, (round) =>
+        process.stderr.write(`${connections} connection(s), round ${round + 1} of ${ROUNDS} ...\n`),
+      );
+      for (const t of targets) (results[t.name] ??= {})[connections] = measured.get(t)!;
     }
 
     const gatewayPid = gateway.child.pid!;
@@ -171,7 +110,7 @@ async function main(): Promise<void> {
     const gatewayAdded = g[1]!.p50 - direct[1]!.p50;
     const floorAdded = floor[1]!.p50 - direct[1]!.p50;
     const report = [
-      `tools/call of an echo tool, ${DURATION} s per measurement, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
+      `tools/call of an echo tool, ${DURATION} s per path and concurrency in ${ROUNDS} interleaved rounds, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`,
       '',
       table(['path', 'c=1 calls/s', 'p50 ms', 'p99 ms', 'added p50 ms', 'c=16 calls/s', 'p50 ms', 'p99 ms', 'of direct', 'failed'], rows),
       '',
