@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import type { SecretBox } from '../crypto/encryption.js';
 import type { Database } from './database.js';
 import type { ConnectTicketTable, Schema, UpstreamConsentTable, UpstreamFlowTable, UpstreamRegistrationTable, UpstreamTokenTable } from './schema.js';
+import { prepared } from './prepared.js';
 import type { TransactionRunner } from './transactions.js';
 
 /**
@@ -20,9 +21,26 @@ export interface UpstreamFlow extends Omit<UpstreamFlowTable, 'code_verifier'> {
 
 export type ConnectTicket = Omit<ConnectTicketTable, 'ticket_hash'>;
 
+/** The additional authenticated data of a sealed token: bound to its row and its kind. */
+const tokenPurpose = (subject: string, upstream: string, kind: 'access' | 'refresh') => `upstream-token:${subject}:${upstream}:${kind}`;
+
+/** What a call needs of a connection: its state and its access token, opened. */
+export type CurrentAccessToken = Pick<UpstreamTokens, 'access_token' | 'expires_at' | 'status'>;
+
 export class UpstreamOAuthRepository {
   private readonly db: Kysely<Schema>;
   private readonly transactions: TransactionRunner;
+
+  // Every call through a per-user connection reads its token: built and compiled once (store/prepared.ts).
+  private readonly selectAccessToken = prepared<[string, string], Pick<UpstreamTokenTable, 'access_token' | 'expires_at' | 'status'>>(2, (subject, upstream) =>
+    this.db.selectFrom('upstream_tokens').select(['access_token', 'expires_at', 'status']).where('subject', '=', subject).where('upstream', '=', upstream),
+  );
+  /**
+   * The last access token opened per connection, with its sealed form: the row is still read on
+   * every call (a disconnect or a refresh elsewhere shows at once); only unchanged ciphertext skips
+   * AES-GCM.
+   */
+  private readonly opened = new Map<string, { sealed: string; token: string }>();
 
   constructor(
     database: Database,
@@ -68,6 +86,19 @@ export class UpstreamOAuthRepository {
     return row ? this.open(row) : undefined;
   }
 
+  /** The state and access token of a connection, as each call reads it (the refresh token stays sealed). */
+  async accessToken(subject: string, upstream: string): Promise<CurrentAccessToken | undefined> {
+    const row = (await this.selectAccessToken(this.db, subject, upstream)).rows[0];
+    if (!row) return undefined;
+    const purpose = tokenPurpose(subject, upstream, 'access');
+    let opened = this.opened.get(purpose);
+    if (opened?.sealed !== row.access_token) {
+      opened = { sealed: row.access_token, token: this.box.open(row.access_token, purpose) };
+      this.opened.set(purpose, opened);
+    }
+    return { access_token: opened.token, expires_at: row.expires_at === null ? null : Number(row.expires_at), status: row.status };
+  }
+
   /** Every connection of one identity (without the secrets), or of everyone. */
   async connections(subject?: string): Promise<Array<Omit<UpstreamTokens, 'access_token' | 'refresh_token'>>> {
     let query = this.db
@@ -84,11 +115,10 @@ export class UpstreamOAuthRepository {
    * that was used but not kept would end the connection.
    */
   async saveTokens(t: UpstreamTokens): Promise<void> {
-    const purpose = (what: string) => `upstream-token:${t.subject}:${t.upstream}:${what}`;
     const row = {
       ...t,
-      access_token: this.box.seal(t.access_token, purpose('access')),
-      refresh_token: t.refresh_token === null ? null : this.box.seal(t.refresh_token, purpose('refresh')),
+      access_token: this.box.seal(t.access_token, tokenPurpose(t.subject, t.upstream, 'access')),
+      refresh_token: t.refresh_token === null ? null : this.box.seal(t.refresh_token, tokenPurpose(t.subject, t.upstream, 'refresh')),
       lock_owner: null,
       lock_until: null,
     };
@@ -110,6 +140,7 @@ export class UpstreamOAuthRepository {
   }
 
   async deleteTokens(subject: string, upstream: string): Promise<boolean> {
+    this.opened.delete(tokenPurpose(subject, upstream, 'access'));
     const result = await this.transactions.run((trx) =>
       trx.deleteFrom('upstream_tokens').where('subject', '=', subject).where('upstream', '=', upstream).executeTakeFirst(),
     );
@@ -226,15 +257,14 @@ export class UpstreamOAuthRepository {
   }
 
   private open(row: Schema['upstream_tokens']): UpstreamTokens {
-    const purpose = (what: string) => `upstream-token:${row.subject}:${row.upstream}:${what}`;
     return {
       subject: row.subject,
       upstream: row.upstream,
       issuer: row.issuer,
       client_id: row.client_id,
       resource: row.resource,
-      access_token: this.box.open(row.access_token, purpose('access')),
-      refresh_token: row.refresh_token === null ? null : this.box.open(row.refresh_token, purpose('refresh')),
+      access_token: this.box.open(row.access_token, tokenPurpose(row.subject, row.upstream, 'access')),
+      refresh_token: row.refresh_token === null ? null : this.box.open(row.refresh_token, tokenPurpose(row.subject, row.upstream, 'refresh')),
       scope: row.scope,
       expires_at: row.expires_at === null ? null : Number(row.expires_at),
       status: row.status,

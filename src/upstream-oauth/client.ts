@@ -484,25 +484,25 @@ export class UpstreamOAuth {
 
   /** A usable access token of `subject` for `upstream`, refreshed first when it is about to expire. */
   async accessToken(subject: string, upstream: UpstreamConfig): Promise<string> {
-    const row = await this.deps.repo.tokens(subject, upstream.name);
+    const row = await this.deps.repo.accessToken(subject, upstream.name);
     if (!row) throw new ConnectionRequiredError(upstream.name, 'missing');
     if (row.status !== 'active') throw new ConnectionRequiredError(upstream.name, 'needs_reauth');
     const now = nowSeconds(this.deps.clock);
     if (row.expires_at === null || row.expires_at - REFRESH_MARGIN > now) return row.access_token;
-    return (await this.refresh(subject, upstream, row)).access_token;
+    return (await this.refresh(subject, upstream, row.access_token)).access_token;
   }
 
   /** The upstream rejected `rejected`: a newer token, refreshed now unless another request already did. */
   async afterRejection(subject: string, upstream: UpstreamConfig, rejected: string): Promise<string> {
-    const row = await this.deps.repo.tokens(subject, upstream.name);
+    const row = await this.deps.repo.accessToken(subject, upstream.name);
     if (!row) throw new ConnectionRequiredError(upstream.name, 'missing');
     if (row.status !== 'active') throw new ConnectionRequiredError(upstream.name, 'needs_reauth');
     if (row.access_token !== rejected) return row.access_token;
-    return (await this.refresh(subject, upstream, row)).access_token;
+    return (await this.refresh(subject, upstream, row.access_token)).access_token;
   }
 
   /** One refresh per connection: coalesced within this process, leased in the database across processes. */
-  private refresh(subject: string, upstream: UpstreamConfig, seen: UpstreamTokens): Promise<UpstreamTokens> {
+  private refresh(subject: string, upstream: UpstreamConfig, seen: string): Promise<UpstreamTokens> {
     const key = `${subject}\u0000${upstream.name}`;
     const pending = this.refreshing.get(key);
     if (pending) return pending;
@@ -511,7 +511,8 @@ export class UpstreamOAuth {
     return work;
   }
 
-  private async refreshUnderLease(subject: string, upstream: UpstreamConfig, seen: UpstreamTokens): Promise<UpstreamTokens> {
+  /** `seen` is the access token the caller has: a row with another one was refreshed by someone else. */
+  private async refreshUnderLease(subject: string, upstream: UpstreamConfig, seen: string): Promise<UpstreamTokens> {
     const repo = this.deps.repo;
     // The wait is in real time, whatever clock the leases are dated by.
     const deadline = performance.now() + (LEASE_SECONDS + 5) * 1000;
@@ -523,13 +524,13 @@ export class UpstreamOAuth {
       const row = await repo.tokens(subject, upstream.name);
       if (!row) throw new ConnectionRequiredError(upstream.name, 'missing');
       if (row.status !== 'active') throw new ConnectionRequiredError(upstream.name, 'needs_reauth');
-      if (row.access_token !== seen.access_token) return row;
+      if (row.access_token !== seen) return row;
       if (performance.now() > deadline) throw new UpstreamAuthError(`${upstream.name}: a token refresh by another gateway process did not finish`);
     }
     // Leased. Someone may have refreshed between our read and the lease.
     const current = await repo.tokens(subject, upstream.name);
     if (!current) throw new ConnectionRequiredError(upstream.name, 'missing');
-    if (current.access_token !== seen.access_token || current.status !== 'active') {
+    if (current.access_token !== seen || current.status !== 'active') {
       await repo.unlock(subject, upstream.name, this.owner);
       if (current.status !== 'active') throw new ConnectionRequiredError(upstream.name, 'needs_reauth');
       return current;

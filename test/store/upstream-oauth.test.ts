@@ -65,6 +65,28 @@ for (const { kind, skip } of storageKinds) {
       assert.deepEqual((await repo.connections('alice')).map((c) => c.upstream), ['github']);
     });
 
+    test('the per-call read follows the row: a refresh, needs_reauth, a delete, a token copied from another row', async (t) => {
+      const { db, repo } = await repository(t, kind);
+      await repo.saveTokens(tokens('alice', 'notion'));
+      await repo.saveTokens(tokens('bob', 'notion'));
+      const read = () => repo.accessToken('alice', 'notion');
+      assert.deepEqual(await read(), { access_token: 'at-alice-notion', expires_at: 4_102_444_800, status: 'active' });
+      assert.deepEqual(await read(), { access_token: 'at-alice-notion', expires_at: 4_102_444_800, status: 'active' }, 'read again (unchanged)');
+      await repo.saveTokens(tokens('alice', 'notion', { access_token: 'refreshed', expires_at: 4_102_444_900 }));
+      assert.deepEqual(await read(), { access_token: 'refreshed', expires_at: 4_102_444_900, status: 'active' });
+      await repo.markNeedsReauth('alice', 'notion', 1_800_000_200);
+      assert.equal((await read())?.status, 'needs_reauth');
+      assert.equal(await repo.deleteTokens('alice', 'notion'), true);
+      assert.equal(await read(), undefined);
+
+      // Bob's current sealed token, copied into his row from Alice's: it does not open as his.
+      await repo.saveTokens(tokens('alice', 'notion'));
+      assert.equal((await repo.accessToken('bob', 'notion'))?.access_token, 'at-bob-notion');
+      const alice = await db.db.selectFrom('upstream_tokens').select('access_token').where('subject', '=', 'alice').executeTakeFirstOrThrow();
+      await db.db.updateTable('upstream_tokens').set({ access_token: alice.access_token }).where('subject', '=', 'bob').execute();
+      await assert.rejects(repo.accessToken('bob', 'notion'));
+    });
+
     test('needs_reauth keeps the row and releases the lease', async (t) => {
       const { repo } = await repository(t, kind);
       await repo.saveTokens(tokens('alice', 'notion'));
