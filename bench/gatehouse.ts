@@ -9,6 +9,8 @@ import { startServer, type ServerProcess } from './lib.js';
 /**
  * `gatehouse serve` (the built CLI) on 127.0.0.1 with its data in `dataDir`, the authorization
  * server on without rate limits, tokens valid for an hour, and `upstreams` (YAML flow mappings).
+ * BENCH_GATEWAY_NODE_ARGS adds Node options to the gateway process only, to look inside a run
+ * (e.g. "--cpu-prof --cpu-prof-dir=/tmp/profiles").
  */
 export async function startGateway(dataDir: string, upstreams: string[]): Promise<{ server: ServerProcess; url: string; config: string }> {
   const config = path.join(dataDir, 'gatehouse.yaml');
@@ -25,7 +27,7 @@ export async function startGateway(dataDir: string, upstreams: string[]): Promis
       '',
     ].join('\n'),
   );
-  const server = await startServer(['dist/cli.js', 'serve', '--config', config, '--data', dataDir, '--port', '0']);
+  const server = await startServer([...(process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/cli.js', 'serve', '--config', config, '--data', dataDir, '--port', '0']);
   return { server, url: server.ready.url!, config };
 }
 

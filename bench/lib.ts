@@ -1,9 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 /** Shared by the benchmarks: starting servers as processes, reading their memory, reporting. */
@@ -18,36 +17,57 @@ export interface ServerProcess {
 
 /**
  * Starts `node <args>` and waits for the JSON line that says where it listens (a line with `url`
- * and either `register` or the gateway's "gatehouse listening" message). Its output keeps being
- * drained, as a log shipper would, so a full pipe never slows it down.
+ * and either `register` or the gateway's "gatehouse listening" message). Its standard output goes
+ * to a file, as a service's log would, read here only until that line: a pipe would wake this
+ * process (the load generator) for every log line and slow the measurement of what it drives.
  */
 export async function startServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', process.env.BENCH_STDERR ? 'inherit' : 'ignore'] });
-  const lines = createInterface({ input: child.stdout! });
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  for await (const raw of lines) {
-    let line: Record<string, string>;
-    try {
-      line = JSON.parse(raw) as Record<string, string>;
-    } catch {
-      continue;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'gatehouse-bench-log-'));
+  const logFile = path.join(dir, 'stdout.log');
+  const out = openSync(logFile, 'w');
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', out, process.env.BENCH_STDERR ? 'inherit' : 'ignore'] });
+  closeSync(out);
+  const removeLog = () => rmSync(dir, { recursive: true, force: true });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const deadline = performance.now() + 30_000;
+  try {
+    for (let offset = 0; performance.now() < deadline; ) {
+      const text = readFileSync(logFile);
+      const end = text.lastIndexOf(10); // the last complete line
+      const complete = end >= offset ? text.subarray(offset, end).toString('utf8').split('\n') : [];
+      offset = Math.max(offset, end + 1);
+      for (const raw of complete) {
+        let line: Record<string, string>;
+        try {
+          line = JSON.parse(raw) as Record<string, string>;
+        } catch {
+          continue;
+        }
+        if (line.url && (line.ready === 'true' || line.register || line.msg === 'gatehouse listening')) {
+          return {
+            child,
+            ready: line,
+            async stop() {
+              if (child.exitCode === null && child.signalCode === null) {
+                child.kill('SIGTERM');
+                await exited;
+              }
+              removeLog();
+            },
+          };
+        }
+      }
+      if (child.exitCode !== null || child.signalCode !== null) break;
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 20))]);
     }
-    if (line.url && (line.ready === 'true' || line.register || line.msg === 'gatehouse listening')) {
-      clearTimeout(timer);
-      lines.close();
-      child.stdout!.resume();
-      return {
-        child,
-        ready: line,
-        async stop() {
-          if (child.exitCode !== null) return;
-          child.kill('SIGTERM');
-          await once(child, 'exit');
-        },
-      };
-    }
+  } catch (err) {
+    child.kill('SIGKILL');
+    removeLog();
+    throw err;
   }
-  throw new Error(`${args.join(' ')} exited before listening`);
+  child.kill('SIGKILL');
+  removeLog();
+  throw new Error(`${args.join(' ')} exited or did not listen within 30 s`);
 }
 
 /** Resident set size of a process, in MiB (Linux). */
