@@ -24,6 +24,9 @@ export type ConnectTicket = Omit<ConnectTicketTable, 'ticket_hash'>;
 /** The additional authenticated data of a sealed token: bound to its row and its kind. */
 const tokenPurpose = (subject: string, upstream: string, kind: 'access' | 'refresh') => `upstream-token:${subject}:${upstream}:${kind}`;
 
+/** How many connections' opened access tokens are remembered; past it, the oldest is forgotten. */
+const OPENED_LIMIT = 10_000;
+
 /** What a call needs of a connection: its state and its access token, opened. */
 export type CurrentAccessToken = Pick<UpstreamTokens, 'access_token' | 'expires_at' | 'status'>;
 
@@ -94,7 +97,9 @@ export class UpstreamOAuthRepository {
     let opened = this.opened.get(purpose);
     if (opened?.sealed !== row.access_token) {
       opened = { sealed: row.access_token, token: this.box.open(row.access_token, purpose) };
+      this.opened.delete(purpose);
       this.opened.set(purpose, opened);
+      if (this.opened.size > OPENED_LIMIT) this.opened.delete(this.opened.keys().next().value!);
     }
     return { access_token: opened.token, expires_at: row.expires_at === null ? null : Number(row.expires_at), status: row.status };
   }
