@@ -2,13 +2,14 @@ import type { Logger } from 'pino';
 import type { Services } from '../app.js';
 import { nowSeconds } from '../clock.js';
 import type { Config } from '../config/schema.js';
+import { AUTHORIZATION_CODE_TTL } from './context.js';
 
 export interface HousekeepingReport {
   /** Registrations never used in a successful authorization, older than the idle period. */
   unusedClients: number;
   /** Authorization requests nobody answered in time. */
   expiredRequests: number;
-  /** Expired codes and refresh tokens, and grants revoked long ago. */
+  /** Expired codes and refresh tokens, grants revoked long ago, and grants nothing is left of. */
   expiredGrantData: number;
   /** Signing keys retired longer than any token they signed can live. */
   retiredKeys: number;
@@ -40,7 +41,11 @@ export class Housekeeping {
     const report: HousekeepingReport = {
       unusedClients: await clients.deleteUnusedIssuedBefore(now - this.config().oauth_server.unused_client_ttl),
       expiredRequests: await requests.deleteExpired(now),
-      expiredGrantData: await grants.prune(now, KEEP_REVOKED_GRANTS),
+      expiredGrantData: await grants.prune(now, {
+        keepRevokedFor: KEEP_REVOKED_GRANTS,
+        accessTokenTtl: this.config().oauth_server.access_token_ttl,
+        codeTtl: AUTHORIZATION_CODE_TTL,
+      }),
       retiredKeys: await signingKeys.prune(),
       expiredUpstreamFlows: await upstreamOAuth.prune(now),
     };

@@ -251,16 +251,33 @@ export class GrantRepository {
     await this.transactions.run((trx) => this.revoke(trx, grantId, now, reason));
   }
 
-  /** Deletes expired codes, and refresh tokens that expired or whose grant was revoked long ago. */
-  async prune(now: number, keepRevokedFor: number): Promise<number> {
+  /**
+   * Deletes what nobody can use any more: expired codes; refresh tokens expired for longer than an
+   * access token lives (so none minted with them is still valid); grants revoked `keepRevokedFor`
+   * seconds ago; and grants left with nothing to redeem or refresh that are older than
+   * `accessTokenTtl` plus `codeTtl` (a grant whose refresh tokens have all gone, or that never had
+   * one, cannot have a live access token left).
+   */
+  async prune(now: number, limits: { keepRevokedFor: number; accessTokenTtl: number; codeTtl: number }): Promise<number> {
     return this.transactions.run(async (trx) => {
       const codes = await trx.deleteFrom('authorization_codes').where('expires_at', '<', now).executeTakeFirst();
-      const tokens = await trx.deleteFrom('refresh_tokens').where('expires_at', '<', now).executeTakeFirst();
-      const grants = await trx
+      const tokens = await trx.deleteFrom('refresh_tokens').where('expires_at', '<', now - limits.accessTokenTtl).executeTakeFirst();
+      const revoked = await trx
         .deleteFrom('grants')
-        .where('revoked_at', '<', now - keepRevokedFor)
+        .where('revoked_at', '<', now - limits.keepRevokedFor)
         .executeTakeFirst();
-      return Number(codes.numDeletedRows) + Number(tokens.numDeletedRows) + Number(grants.numDeletedRows);
+      const abandoned = await trx
+        .deleteFrom('grants')
+        .where('revoked_at', 'is', null)
+        .where('created_at', '<', now - limits.accessTokenTtl - limits.codeTtl)
+        .where((eb) =>
+          eb.and([
+            eb.not(eb.exists(eb.selectFrom('refresh_tokens').select('refresh_tokens.grant_id').whereRef('refresh_tokens.grant_id', '=', 'grants.id'))),
+            eb.not(eb.exists(eb.selectFrom('authorization_codes').select('authorization_codes.grant_id').whereRef('authorization_codes.grant_id', '=', 'grants.id'))),
+          ]),
+        )
+        .executeTakeFirst();
+      return [codes, tokens, revoked, abandoned].reduce((n, r) => n + Number(r.numDeletedRows), 0);
     });
   }
 
