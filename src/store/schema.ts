@@ -100,6 +100,8 @@ export interface UpstreamRegistrationTable {
   token_endpoint_auth_method: string;
   redirect_uri: string;
   registered_at: number;
+  /** When the client secret expires (seconds since the epoch); null when it does not. */
+  client_secret_expires_at: number | null;
 }
 
 /** One identity's tokens for one upstream (subject "*" for auth_type oauth: everybody's). */

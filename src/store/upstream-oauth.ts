@@ -61,6 +61,7 @@ export class UpstreamOAuthRepository {
     return {
       ...row,
       registered_at: Number(row.registered_at),
+      client_secret_expires_at: row.client_secret_expires_at === null ? null : Number(row.client_secret_expires_at),
       client_secret: row.client_secret === null ? null : this.box.open(row.client_secret, `upstream-client:${issuer}`),
     };
   }

@@ -192,6 +192,11 @@ export class UpstreamOAuth {
       return { client: { client_id: this.clientDocumentUrl(), token_endpoint_auth_method: 'none' }, auth: oauth.None() };
     }
     let registration = await this.deps.repo.registration(auth.server.issuer);
+    if (registration && secretExpiring(registration, nowSeconds(this.deps.clock))) {
+      // Tokens issued to the old client cannot be refreshed once its secret is gone: new flows use a new client.
+      this.deps.logger.info({ upstream: upstream.name, issuer: registration.issuer, client_id: registration.client_id }, 'the client secret at the upstream expires; registering again');
+      registration = undefined;
+    }
     if (!registration || registration.redirect_uri !== this.callbackUrl()) registration = await this.register(upstream, auth);
     return fromRegistration(registration);
   }
@@ -220,6 +225,7 @@ export class UpstreamOAuth {
       token_endpoint_auth_method: method,
       redirect_uri: this.callbackUrl(),
       registered_at: 0,
+      client_secret_expires_at: null,
     });
   }
 
@@ -266,6 +272,8 @@ export class UpstreamOAuth {
         : secret
           ? 'client_secret_basic'
           : 'none';
+    // RFC 7591 §3.2.1: 0 means the secret does not expire.
+    const expiresAt = registered.client_secret_expires_at;
     const registration: UpstreamRegistration = {
       issuer: server.issuer,
       client_id: registered.client_id,
@@ -273,6 +281,7 @@ export class UpstreamOAuth {
       token_endpoint_auth_method: method,
       redirect_uri: this.callbackUrl(),
       registered_at: nowSeconds(this.deps.clock),
+      client_secret_expires_at: secret !== null && typeof expiresAt === 'number' && expiresAt > 0 ? expiresAt : null,
     };
     await this.deps.repo.saveRegistration(registration);
     this.deps.logger.info({ upstream: upstream.name, issuer: server.issuer, client_id: registration.client_id }, 'registered at upstream authorization server');
@@ -639,6 +648,14 @@ function clientSecretBasic(secret: string): oauth.ClientAuth {
   return (_as, client, _body, headers) => {
     headers.set('authorization', `Basic ${Buffer.from(`${encode(client.client_id)}:${encode(secret)}`).toString('base64')}`);
   };
+}
+
+/** Seconds before a client secret's expiry when a new registration is made instead of using it. */
+const SECRET_EXPIRY_MARGIN = 60;
+
+/** Whether a registration's secret has expired, or will within the margin (a flow takes a while). */
+function secretExpiring(registration: UpstreamRegistration, now: number): boolean {
+  return registration.client_secret_expires_at !== null && registration.client_secret_expires_at - SECRET_EXPIRY_MARGIN <= now;
 }
 
 /**

@@ -177,11 +177,12 @@ for (const { kind, skip } of storageKinds) {
 
     test('registrations per issuer, client secrets sealed', async (t) => {
       const { db, repo } = await repository(t, kind);
-      const reg = { issuer: 'https://as.example', client_id: 'cid', client_secret: 'shh-secret', token_endpoint_auth_method: 'client_secret_basic', redirect_uri: 'https://gw/api/oauth/callback', registered_at: 5 };
+      const reg = { issuer: 'https://as.example', client_id: 'cid', client_secret: 'shh-secret', token_endpoint_auth_method: 'client_secret_basic', redirect_uri: 'https://gw/api/oauth/callback', registered_at: 5, client_secret_expires_at: 1_900_000_000 };
       await repo.saveRegistration(reg);
-      await repo.saveRegistration({ ...reg, issuer: 'https://other.example', client_secret: null });
+      const other = { ...reg, issuer: 'https://other.example', client_secret: null, client_secret_expires_at: null };
+      await repo.saveRegistration(other);
       assert.deepEqual(await repo.registration(reg.issuer), reg);
-      assert.equal((await repo.registration('https://other.example'))?.client_secret, null);
+      assert.deepEqual(await repo.registration(other.issuer), other);
       assert.ok(!JSON.stringify(await db.db.selectFrom('upstream_registrations').selectAll().execute()).includes('shh-secret'));
       await repo.saveRegistration({ ...reg, client_id: 'cid2' });
       assert.equal((await repo.registration(reg.issuer))?.client_id, 'cid2', 'replaced');
