@@ -374,18 +374,18 @@ describe('OAuth-protected upstream fixture', () => {
     assert.equal((await mcpPost(upstream, INITIALIZE, { authorization: `Bearer ${genuine.access_token}` })).status, 200);
   });
 
-  test('with accessTokenTtl=2, a token is refused once expired, and a refreshed one is accepted', async (t) => {
-    const upstream = await start(t, { accessTokenTtl: 2 });
+  test('with accessTokenTtl=120, a token is refused once expired, and a refreshed one is accepted', async (t) => {
+    const upstream = await start(t, { accessTokenTtl: 120 });
     const { client_id } = await register(upstream);
     const tokens = await signIn(upstream, client_id, 'alice');
-    assert.equal(tokens.expires_in, 2);
+    assert.equal(tokens.expires_in, 120);
     const claims = decodeJwt(tokens.access_token);
-    assert.equal(claims.exp! - claims.iat!, 2);
+    assert.equal(claims.exp! - claims.iat!, 120);
 
     const { transport } = await connect(t, upstream, tokens.access_token);
     // oidc-provider has no fake clock; the fixture ages issued tokens at the MCP server instead
-    // of this test waiting 2 s of real time.
-    upstream.ageAccessTokens(1);
+    // of this test waiting. Half the lifetime leaves a minute of real time for a slow machine.
+    upstream.ageAccessTokens(60);
     const stillValid = await mcpPost(upstream, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, {
       authorization: `Bearer ${tokens.access_token}`,
       'mcp-session-id': transport.sessionId!,
@@ -393,7 +393,7 @@ describe('OAuth-protected upstream fixture', () => {
     });
     assert.equal(stillValid.status, 200, stillValid.text);
 
-    upstream.ageAccessTokens(2);
+    upstream.ageAccessTokens(61);
     const expired = await mcpPost(upstream, { jsonrpc: '2.0', id: 4, method: 'tools/list' }, {
       authorization: `Bearer ${tokens.access_token}`,
       'mcp-session-id': transport.sessionId!,
