@@ -7,7 +7,6 @@
  * FAILURE, no WARNING.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,19 +17,10 @@ import { startGateway } from '../helpers/gateway.js';
 import { createKey, registerClient } from '../helpers/oauth.js';
 import { cleanEnv, ROOT } from '../helpers/process.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { CONFORMANCE, CONFORMANCE_SHIM, spawnJudge, type Check } from './support/judge.js';
 
-/** Lets the conformance tool load on Node 20 (it imports fs.globSync for a command we do not use). */
-const SHIM = './test/judges/support/globsync-shim.mjs';
-const CONFORMANCE = 'node_modules/@modelcontextprotocol/conformance/dist/index.js';
 const BROWSER_PROMPT = 'Access the following URL in your browser and complete the authentication process.';
 const TIMEOUT_MS = 60_000;
-
-interface Check {
-  id: string;
-  status: string;
-  description?: string;
-  errorMessage?: string;
-}
 
 /** A port nothing listens on right now, for the tool's callback server. */
 async function freePort(): Promise<number> {
@@ -62,32 +52,19 @@ test('judge: MCP conformance authorization-server scenarios pass', { timeout: TI
   const { key } = await createKey(gw, { name: 'conformance' });
   const issuer = gw.gatehouse.issuer();
 
-  const child = spawn(
+  const judge = spawnJudge(
+    t,
     process.execPath,
-    ['--import', SHIM, CONFORMANCE, 'authorization', '--url', issuer, '--client-id', clientId, '-p', String(port), '-o', out.dir],
-    { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--import', CONFORMANCE_SHIM, CONFORMANCE, 'authorization', '--url', issuer, '--client-id', clientId, '-p', String(port), '-o', out.dir],
+    { cwd: ROOT, env: cleanEnv(), timeoutMs: TIMEOUT_MS },
   );
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, TIMEOUT_MS);
-  t.after(() => {
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
 
   // The browser's part: the line after the prompt is the authorize URL. Consent with the key, then
   // deliver the final redirect to the tool's callback server as the browser would.
   let browserError: unknown;
   let browserDone: Promise<void> | undefined;
   let promptSeen = false;
-  createInterface({ input: child.stdout }).on('line', (line) => {
-    stdout += line + '\n';
+  createInterface({ input: judge.child.stdout }).on('line', (line) => {
     if (line === BROWSER_PROMPT) {
       promptSeen = true;
     } else if (promptSeen && !browserDone) {
@@ -98,14 +75,14 @@ test('judge: MCP conformance authorization-server scenarios pass', { timeout: TI
         await res.arrayBuffer();
       })().catch((err: unknown) => {
         browserError = err;
-        child.kill('SIGKILL');
+        judge.kill();
       });
     }
   });
 
-  const code = await exited;
-  clearTimeout(timer);
+  const { code } = await judge.exited;
   await browserDone;
+  const { stdout, stderr, timedOut } = judge;
   const report = `\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}`;
 
   assert.ok(!timedOut, `the conformance tool did not finish within ${TIMEOUT_MS} ms${report}`);

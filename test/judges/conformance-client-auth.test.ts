@@ -19,17 +19,15 @@
  * the baseline and on a baseline entry that now passes.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parse } from 'yaml';
 import { cleanEnv, ROOT } from '../helpers/process.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { CONFORMANCE, CONFORMANCE_SHIM, failingChecks, spawnJudge, type Check } from './support/judge.js';
 
-/** Lets the conformance tool load on Node 20 (it imports fs.globSync for a command we do not use). */
-const SHIM = './test/judges/support/globsync-shim.mjs';
-const CONFORMANCE = 'node_modules/@modelcontextprotocol/conformance/dist/index.js';
 const REQUIREMENTS = 'node_modules/@modelcontextprotocol/conformance/requirements/2025-11-25.yaml';
 const BASELINE = 'test/judges/conformance-client-auth-baseline.yml';
 const DRIVER = 'test/judges/support/conformance-client-driver.ts';
@@ -44,13 +42,6 @@ const DRIVER_DEADLINE_MS = 80_000;
 const TIMEOUT_MS = 150_000;
 /** The scenario in which the tool call cannot succeed: the gateway must stop asking. */
 const RETRY_LIMIT = 'auth/scope-retry-limit';
-
-interface Check {
-  id: string;
-  status: string;
-  description?: string;
-  errorMessage?: string;
-}
 
 interface DriverResult {
   ok: boolean;
@@ -116,7 +107,8 @@ test('judge: MCP conformance client auth scenarios pass with the gateway as OAut
   const started = Date.now();
   // `--command` is split on spaces by the tool, which appends the mock server's URL.
   const command = `${process.execPath} --import tsx ${DRIVER}`;
-  const child = spawn(
+  const judge = spawnJudge(
+    t,
     'unshare',
     [
       '-rn',
@@ -126,7 +118,7 @@ test('judge: MCP conformance client auth scenarios pass with the gateway as OAut
       'sh',
       process.execPath,
       '--import',
-      SHIM,
+      CONFORMANCE_SHIM,
       CONFORMANCE,
       'client',
       '--suite',
@@ -145,43 +137,17 @@ test('judge: MCP conformance client auth scenarios pass with the gateway as OAut
     {
       cwd: ROOT,
       env: { ...cleanEnv(), CONFORMANCE_DRIVER_DEADLINE_MS: String(DRIVER_DEADLINE_MS) },
-      stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group, so that a timeout ends the drivers too.
       detached: true,
+      timeoutMs: TIMEOUT_MS,
     },
   );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const killGroup = () => {
-    try {
-      process.kill(-child.pid!, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  };
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    killGroup();
-  }, TIMEOUT_MS);
-  t.after(() => {
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) killGroup();
-  });
-
-  const code = await exited;
-  clearTimeout(timer);
+  const { code } = await judge.exited;
+  const { stdout, stderr, timedOut } = judge;
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
 
   const results = readResults(out.dir);
-  const failing = results.flatMap(({ scenario, checks }) =>
-    checks
-      .filter((c) => c.status === 'FAILURE' || c.status === 'WARNING')
-      .map((c) => `  ${scenario} ${c.id} ${c.status}: ${(c.errorMessage ?? c.description ?? '').slice(0, 300)}`),
-  );
+  const failing = failingChecks(results);
   const drivers = results.map(({ scenario, driver }) => `  ${scenario}: ${driver ? JSON.stringify(driver).slice(0, 400) : 'no RESULT line'}`);
   const summary = stdout.split('\n').find((l) => /^Total: \d+ passed, \d+ failed/.test(l));
   const verdicts = stdout

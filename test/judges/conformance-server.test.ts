@@ -15,7 +15,6 @@
  * so the run's exit code must be 0. Tools, resources and prompts scenarios are never baselined.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -26,10 +25,8 @@ import { upstreamsReady } from '../helpers/mcp.js';
 import { createKey } from '../helpers/oauth.js';
 import { cleanEnv, ROOT } from '../helpers/process.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { CONFORMANCE, CONFORMANCE_SHIM, failingChecks, spawnJudge, type Check } from './support/judge.js';
 
-/** Lets the conformance tool load on Node 20 (it imports fs.globSync for a command we do not use). */
-const SHIM = './test/judges/support/globsync-shim.mjs';
-const CONFORMANCE = 'node_modules/@modelcontextprotocol/conformance/dist/index.js';
 const BASELINE = 'test/judges/conformance-server-baseline.yml';
 const FIXTURE = path.join(ROOT, 'test/fixtures/conformance-fixture.ts');
 const UPSTREAM = 'everything';
@@ -39,13 +36,6 @@ const SCENARIO_TIMEOUT_MS = 15_000;
 
 /** Scenarios whose names say they judge tools, resources or prompts: these must pass, never baselined. */
 const MUST_PASS = /^(tools|resources|prompts)-/;
-
-interface Check {
-  id: string;
-  status: string;
-  description?: string;
-  errorMessage?: string;
-}
 
 /** Headers that describe one hop, not the message (RFC 9110 §7.6.1): never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -134,37 +124,19 @@ test('judge: MCP conformance server scenarios pass through /mcp/<upstream> (base
   t.after(out.remove);
 
   const url = `${proxy.url}/mcp/${UPSTREAM}`;
-  const child = spawn(
+  const judge = spawnJudge(
+    t,
     process.execPath,
-    ['--import', SHIM, CONFORMANCE, 'server', '--url', url, '--expected-failures', BASELINE, '--timeout', String(SCENARIO_TIMEOUT_MS), '-o', out.dir],
-    { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] },
+    ['--import', CONFORMANCE_SHIM, CONFORMANCE, 'server', '--url', url, '--expected-failures', BASELINE, '--timeout', String(SCENARIO_TIMEOUT_MS), '-o', out.dir],
+    { cwd: ROOT, env: cleanEnv(), timeoutMs: TIMEOUT_MS },
   );
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, TIMEOUT_MS);
-  t.after(() => {
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  });
-
-  const code = await exited;
-  clearTimeout(timer);
+  const { code } = await judge.exited;
+  const { stdout, stderr, timedOut } = judge;
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
 
   // What failed, and why, from the per-scenario results (the summary alone gives no reasons).
   const results = readChecks(out.dir);
-  const failing = results.flatMap(({ scenario, checks }) =>
-    checks
-      .filter((c) => c.status === 'FAILURE' || c.status === 'WARNING')
-      .map((c) => `  ${scenario} ${c.id} ${c.status}: ${(c.errorMessage ?? c.description ?? '').slice(0, 300)}`),
-  );
+  const failing = failingChecks(results);
   const summary = stdout.split('\n').find((l) => /^Total: \d+ passed, \d+ failed/.test(l));
   const verdicts = stdout.split('\n').filter((l) => /^[✓✗] /.test(l));
   const baselineReport = stdout.slice(stdout.indexOf('=== SUMMARY ===')).replace(/\x1b\[[0-9;]*m/g, '');

@@ -6,7 +6,6 @@
  * catalog of two upstreams, under their prefixed names.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { startHttpFixture } from '../fixtures/http-fixture.js';
@@ -16,6 +15,7 @@ import { upstreamsReady } from '../helpers/mcp.js';
 import { createKey } from '../helpers/oauth.js';
 import { cleanEnv, ROOT } from '../helpers/process.js';
 import { makeTempDir } from '../helpers/tmp.js';
+import { spawnJudge } from './support/judge.js';
 
 const CLIENT = 'node_modules/mcp-remote/dist/client.js';
 /** mcp-remote prints this line, then the authorize URL on the next one (stderr). */
@@ -43,26 +43,12 @@ test('judge: mcp-remote-client signs in through the gateway and lists the aggreg
   const configDir = makeTempDir('gatehouse-mcp-remote-');
   t.after(configDir.remove);
 
-  const child = spawn(process.execPath, [CLIENT, `${issuer}/mcp`], {
+  const judge = spawnJudge(t, process.execPath, [CLIENT, `${issuer}/mcp`], {
     cwd: ROOT,
     env: { ...cleanEnv(), MCP_REMOTE_CONFIG_DIR: configDir.dir, BROWSER: 'true' },
     // stdin stays open: mcp-remote quits when it ends.
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
-  );
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, TIMEOUT_MS);
-  t.after(() => {
-    clearTimeout(timer);
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    stdin: 'pipe',
+    timeoutMs: TIMEOUT_MS,
   });
 
   // The browser's part: the line after the prompt is the authorize URL. Consent with the key, then
@@ -73,8 +59,7 @@ test('judge: mcp-remote-client signs in through the gateway and lists the aggreg
   let callback: URL | undefined;
   let callbackStatus: number | undefined;
   let promptSeen = false;
-  createInterface({ input: child.stderr }).on('line', (line) => {
-    stderr += line + '\n';
+  createInterface({ input: judge.child.stderr }).on('line', (line) => {
     if (line.includes(BROWSER_PROMPT)) {
       promptSeen = true;
     } else if (promptSeen && !browserDone && line.trim() !== '') {
@@ -90,15 +75,15 @@ test('judge: mcp-remote-client signs in through the gateway and lists the aggreg
         await res.arrayBuffer();
       })().catch((err: unknown) => {
         browserError = err;
-        child.kill('SIGKILL');
+        judge.kill();
       });
     }
   });
 
-  const { code, signal } = await exited;
-  clearTimeout(timer);
+  const { code, signal } = await judge.exited;
   await browserDone;
-  child.stdin.destroy();
+  judge.child.stdin?.destroy();
+  const { stdout, stderr, timedOut } = judge;
   const report = `\n--- stderr ---\n${stderr}\n--- stdout ---\n${stdout}`;
   const listed = [...new Set([...stderr.slice(stderr.indexOf('Tools:')).matchAll(/"name": "([a-z0-9_]+-[A-Za-z0-9_.-]+)"/g)].map((m) => m[1]))];
   t.diagnostic(`mcp-remote listed: ${listed.join(', ')}`);
