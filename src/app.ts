@@ -188,7 +188,7 @@ export async function buildApp(initial: Config, deps: AppDeps = {}): Promise<Gat
   await personal.load();
   const upstreams = new Upstreams(new UpstreamPool(config, logger, VERSION), personal);
   // Metrics are created before the app so the request log can count each request it logs.
-  const metrics = new Metrics(upstreams.pool);
+  const metrics = new Metrics(upstreams);
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     logController: new RequestLog((method, route, status, seconds) => metrics.request(method, route, status, seconds)),

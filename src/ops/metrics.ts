@@ -1,6 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { CallObserver } from '../gateway/dispatch.js';
-import type { UpstreamPool } from '../upstreams/pool.js';
+import type { Upstreams } from '../upstreams/upstreams.js';
 
 /**
  * Prometheus metrics (product §5), served at /metrics: requests by route and status, their
@@ -36,7 +36,8 @@ export class Metrics implements CallObserver {
     registers: [this.registry],
   });
 
-  constructor(pool: UpstreamPool) {
+  constructor(upstreams: Upstreams) {
+    const { pool, personal } = upstreams;
     collectDefaultMetrics({ register: this.registry, prefix: 'gatehouse_' });
     new Gauge({
       name: 'gatehouse_upstream_up',
@@ -50,12 +51,13 @@ export class Metrics implements CallObserver {
     });
     new Gauge({
       name: 'gatehouse_upstream_connections',
-      help: 'Open upstream connections (sessions) in the pool, by upstream',
+      help: 'Ready upstream connections (sessions), by upstream: the shared one, or one per identity for OAuth upstreams',
       labelNames: ['upstream'] as const,
       registers: [this.registry],
       collect() {
         this.reset();
         for (const c of pool.all()) this.set({ upstream: c.name }, c.state === 'ready' ? 1 : 0);
+        for (const [upstream, count] of personal.readyByUpstream()) this.set({ upstream }, count);
       },
     });
     new Gauge({

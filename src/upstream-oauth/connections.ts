@@ -216,9 +216,18 @@ export class UserConnections {
     return () => this.updateListeners.delete(listener);
   }
 
-  /** Live connections, for metrics and tests. */
+  /** Open connections (one per identity that used the upstream lately). */
   size(): number {
     return this.entries.size;
+  }
+
+  /** Ready connections by upstream, for metrics. */
+  readyByUpstream(): Map<string, number> {
+    const counts = new Map<string, number>();
+    for (const { connection } of this.entries.values()) {
+      if (connection.state === 'ready') counts.set(connection.config.name, (counts.get(connection.config.name) ?? 0) + 1);
+    }
+    return counts;
   }
 
   async closeAll(): Promise<void> {

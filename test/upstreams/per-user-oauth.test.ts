@@ -36,6 +36,8 @@ describe('per-user upstream OAuth', () => {
     assert.equal(upstream.sessionMismatches, 0, 'no upstream session is shared between users');
     assert.equal(upstream.registrations, 1, 'one registration per upstream authorization server');
     assert.equal(gw.gatehouse.upstreams.personal.size(), 2);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    assert.match(metrics, /gatehouse_upstream_connections\{upstream="docs"\} 2/, 'one connection per identity');
   });
 
   test('the tools of a per-user upstream are listed before connecting, from the last listing', async (t) => {
