@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { OAuthClientProvider } from '@modelcontextprotocol/sdk/client/auth.js';
+import assert from 'node:assert/strict';
 import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { bounded } from './bounded.js';
+import { ConsentBrowser } from './browser.js';
 
 /** An in-memory OAuthClientProvider: stores what the SDK hands it, unchanged. */
 export class MemoryProvider implements OAuthClientProvider {
@@ -69,3 +72,18 @@ export class MemoryProvider implements OAuthClientProvider {
   }
 }
 
+
+/**
+ * The browser's part of an SDK client's flow: consent with `key` at `authorizationUrl`, then check
+ * the redirect back to the provider's callback (no error, its state, RFC 9207 `iss`); returns the code.
+ */
+export async function consentForCode(provider: MemoryProvider, authorizationUrl: URL, key: string, issuer: string): Promise<string> {
+  const back = await bounded('consent', new ConsentBrowser().authorize(authorizationUrl.toString(), key));
+  assert.equal(`${back.origin}${back.pathname}`, provider.redirectUrl);
+  assert.equal(back.searchParams.get('error'), null, `authorization error: ${back}`);
+  assert.equal(back.searchParams.get('state'), provider.expectedState);
+  assert.equal(back.searchParams.get('iss'), issuer);
+  const code = back.searchParams.get('code');
+  assert.ok(code, `no code in ${back}`);
+  return code;
+}

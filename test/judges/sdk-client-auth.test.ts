@@ -5,8 +5,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InvalidClientMetadataError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { OAuthClientMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
-import { ConsentBrowser } from '../helpers/browser.js';
-import { MemoryProvider } from '../helpers/sdk-provider.js';
+import { consentForCode, MemoryProvider } from '../helpers/sdk-provider.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { AUTHORIZE, createKey, pkce, tokenRequest } from '../helpers/oauth.js';
 import { bounded, STEP_TIMEOUT_MS } from '../helpers/bounded.js';
@@ -112,14 +111,7 @@ function checkAuthorizationUrl(provider: MemoryProvider, issuer: string, clientI
 /** The browser's part: consent with a fresh key; returns the code from the redirect. */
 async function consent(gw: TestGateway, provider: MemoryProvider, authorizationUrl: URL, issuer: string): Promise<string> {
   const { key } = await createKey(gw);
-  const back = await bounded('consent', new ConsentBrowser().authorize(authorizationUrl.toString(), key));
-  assert.equal(`${back.origin}${back.pathname}`, CALLBACK);
-  assert.equal(back.searchParams.get('error'), null, `authorization error: ${back}`);
-  assert.equal(back.searchParams.get('state'), provider.expectedState);
-  assert.equal(back.searchParams.get('iss'), issuer);
-  const code = back.searchParams.get('code');
-  assert.ok(code, `no code in ${back}`);
-  return code;
+  return consentForCode(provider, authorizationUrl, key, issuer);
 }
 
 /** Code exchange, then a refresh, both by the SDK; checks the tokens it saved. */

@@ -13,8 +13,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { OAuthClientMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { startHttpFixture, type HttpFixture } from '../fixtures/http-fixture.js';
-import { ConsentBrowser } from '../helpers/browser.js';
-import { MemoryProvider } from '../helpers/sdk-provider.js';
+import { consentForCode, MemoryProvider } from '../helpers/sdk-provider.js';
 import { startGateway, type TestGateway } from '../helpers/gateway.js';
 import { upstreamsReady } from '../helpers/mcp.js';
 import { AUTHORIZE, createKey } from '../helpers/oauth.js';
@@ -114,13 +113,7 @@ describe('MCP TypeScript SDK client through the gateway', () => {
     assert.equal(url.searchParams.get('redirect_uri'), CALLBACK);
     assert.equal(url.searchParams.get('client_id'), provider.clientInformation()?.client_id);
 
-    const back = await bounded('consent', new ConsentBrowser().authorize(url.toString(), key));
-    assert.equal(`${back.origin}${back.pathname}`, CALLBACK);
-    assert.equal(back.searchParams.get('error'), null, `authorization error: ${back}`);
-    assert.equal(back.searchParams.get('state'), provider.expectedState);
-    assert.equal(back.searchParams.get('iss'), issuer);
-    const code = back.searchParams.get('code');
-    assert.ok(code, `no code in ${back}`);
+    const code = await consentForCode(provider, url, key, issuer);
     await bounded('finishAuth', first.finishAuth(code)).catch(fail);
     assert.ok(provider.tokens()?.access_token, 'the SDK saved an access token');
 
