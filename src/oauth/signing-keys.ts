@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import type { Logger } from 'pino';
 import { nowSeconds, type Clock } from '../clock.js';
@@ -31,6 +32,8 @@ export class SigningKeys {
   private keys: LoadedKey[] = [];
   private signer: { kid: string; privateKey: KeyObject } | undefined;
   private lastReload = Number.NEGATIVE_INFINITY;
+  /** The re-read that lookups of unknown key ids wait for, shared by all of them. */
+  private pendingLookupReload: Promise<void> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -87,15 +90,32 @@ export class SigningKeys {
     return { keys: this.published().map((k) => k.publicJwk) };
   }
 
-  /** The public key for `kid`, re-reading the set once (at most every second) if it is unknown. */
+  /**
+   * The public key for `kid`, re-reading the set once if it is unknown (a key another process has
+   * just made). Re-reads are at most one a second, on real time: a flood of tokens naming unknown
+   * keys must not become a flood of queries. A lookup inside that second waits for the next re-read
+   * rather than refusing a token signed a moment after this process last read the keys.
+   */
   async publicKey(kid: string): Promise<KeyObject | undefined> {
     let key = this.published().find((k) => k.kid === kid);
-    // Throttled on real time: a flood of tokens naming unknown keys must not become a flood of queries.
-    if (!key && performance.now() - this.lastReload > 1000) {
-      await this.reload();
+    if (!key) {
+      await this.lookupReload();
       key = this.published().find((k) => k.kid === kid);
     }
     return key?.publicKey;
+  }
+
+  private lookupReload(): Promise<void> {
+    this.pendingLookupReload ??= (async () => {
+      try {
+        const wait = this.lastReload + 1000 - performance.now();
+        if (wait > 0) await delay(wait);
+        await this.reload();
+      } finally {
+        this.pendingLookupReload = undefined;
+      }
+    })();
+    return this.pendingLookupReload;
   }
 
   /** Current keys, and retired ones whose tokens may still be alive. */

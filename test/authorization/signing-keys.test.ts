@@ -58,6 +58,23 @@ describe('signing keys', () => {
     assert.equal(await gw.gatehouse.signingKeys.publicKey(newKid) !== undefined, true);
   });
 
+  test('lookups of unknown key ids share one re-read of the keys, at most one a second', async (t) => {
+    const gw = await startGateway();
+    t.after(() => gw.close());
+    const repository = (gw.gatehouse.signingKeys as unknown as { repository: { published: (after: number) => Promise<unknown[]> } }).repository;
+    const published = repository.published.bind(repository);
+    let reads = 0;
+    repository.published = (after) => {
+      reads++;
+      return published(after);
+    };
+    const lookups = (n: number) => Promise.all(Array.from({ length: n }, (_, i) => gw.gatehouse.signingKeys.publicKey(`unknown-${i}`)));
+    assert.deepEqual(await lookups(50), Array(50).fill(undefined));
+    assert.equal(reads, 1);
+    assert.deepEqual(await lookups(50), Array(50).fill(undefined));
+    assert.equal(reads, 2);
+  });
+
   test('start-up fails with a clear message when the encryption key cannot decrypt the stored key', async (t) => {
     const temp = makeTempDir();
     t.after(temp.remove);
