@@ -1,0 +1,143 @@
+import assert from 'node:assert/strict';
+import { getEventListeners, once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { describe, test } from 'node:test';
+import { keepAliveFetch } from '../../src/upstreams/http-client.js';
+
+/** The HTTP client under the upstream transports, against a local server. */
+describe('upstream HTTP client', () => {
+  async function serve(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
+    const server = http.createServer(handler);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const { port } = server.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}`,
+      close: () => {
+        server.closeAllConnections();
+        return new Promise((resolve) => server.close(() => resolve()));
+      },
+    };
+  }
+
+  async function body(req: http.IncomingMessage): Promise<string> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString('utf8');
+  }
+
+  test('sends method, headers and body; reads status, headers and JSON; keeps connections alive', async (t) => {
+    const seen: Array<{ method: string | undefined; headers: http.IncomingHttpHeaders; body: string; port: number | undefined }> = [];
+    const server = await serve(async (req, res) => {
+      seen.push({ method: req.method, headers: req.headers, body: await body(req), port: req.socket.remotePort });
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 's-1' });
+      res.end(JSON.stringify({ ok: seen.length }));
+    });
+    const client = keepAliveFetch();
+    t.after(async () => {
+      client.close();
+      await server.close();
+    });
+    for (const headers of [new Headers({ 'Content-Type': 'application/json', 'X-Extra': 'a' }), { 'Content-Type': 'application/json', 'X-Extra': 'a' }]) {
+      const res = await client.fetch(new URL(`${server.url}/mcp?x=1`), { method: 'POST', headers, body: '{"a":1}' });
+      assert.equal(res.status, 200);
+      assert.equal(res.ok, true);
+      assert.equal(res.headers.get('Mcp-Session-Id'), 's-1');
+      assert.equal(res.headers.get('absent'), null);
+      assert.deepEqual(await res.json(), { ok: seen.length });
+    }
+    assert.equal(seen.length, 2);
+    for (const s of seen) {
+      assert.equal(s.method, 'POST');
+      assert.equal(s.body, '{"a":1}');
+      assert.equal(s.headers['content-type'], 'application/json');
+      assert.equal(s.headers['x-extra'], 'a');
+    }
+    // Sequential requests share kept-alive connections (undici checks an idle one in the next
+    // turn of the event loop, so a request sent at once may open a second one): not one each.
+    for (let i = 0; i < 18; i++) await (await client.fetch(`${server.url}/mcp`, { method: 'POST', body: '{}' })).json();
+    assert.ok(new Set(seen.map((s) => s.port)).size <= 2, `${new Set(seen.map((s) => s.port)).size} connections for 20 requests`);
+  });
+
+  test('an event stream is handed over as it arrives', async (t) => {
+    let push: ((text: string) => void) | undefined;
+    const server = await serve((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: one\n\n');
+      push = (text) => res.write(text);
+    });
+    const client = keepAliveFetch();
+    t.after(async () => {
+      client.close();
+      await server.close();
+    });
+    const res = await client.fetch(`${server.url}/mcp`, { method: 'GET', headers: { accept: 'text/event-stream' } });
+    assert.equal(res.headers.get('content-type'), 'text/event-stream');
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    assert.equal(decoder.decode((await reader.read()).value), 'data: one\n\n');
+    push!('data: two\n\n');
+    assert.equal(decoder.decode((await reader.read()).value), 'data: two\n\n');
+    await reader.cancel();
+  });
+
+  test('a long-lived signal: no listener stays behind a finished request, and aborting it ends an open stream', async (t) => {
+    const server = await serve((req, res) => {
+      if (req.url === '/stream') {
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': open\n\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    const client = keepAliveFetch();
+    t.after(async () => {
+      client.close();
+      await server.close();
+    });
+    const controller = new AbortController();
+    for (let i = 0; i < 20; i++) await (await client.fetch(`${server.url}/json`, { method: 'POST', body: '{}', signal: controller.signal })).json();
+    // At most the last request's, which goes when its body's stream closes: they do not pile up.
+    assert.ok(getEventListeners(controller.signal, 'abort').length <= 1);
+    const stream = await client.fetch(`${server.url}/stream`, { signal: controller.signal });
+    const reader = stream.body!.getReader();
+    await reader.read();
+    controller.abort(new Error('closing'));
+    await assert.rejects(async () => {
+      for (;;) if ((await reader.read()).done) return;
+    });
+  });
+
+  test('no body for 204 and HEAD; redirects are returned, not followed; only http(s) and string bodies', async (t) => {
+    const server = await serve((req, res) => {
+      if (req.url === '/moved') {
+        res.writeHead(302, { location: '/elsewhere' });
+        res.end('moved');
+        return;
+      }
+      res.writeHead(req.method === 'HEAD' ? 200 : 204);
+      res.end();
+    });
+    const client = keepAliveFetch();
+    t.after(async () => {
+      client.close();
+      await server.close();
+    });
+    const empty = await client.fetch(`${server.url}/nothing`, { method: 'DELETE' });
+    assert.equal(empty.status, 204);
+    assert.equal(empty.body, null);
+    assert.equal(await empty.text(), '');
+    const head = await client.fetch(`${server.url}/nothing`, { method: 'HEAD' });
+    assert.equal(head.status, 200);
+    assert.equal(head.body, null);
+    const moved = await client.fetch(`${server.url}/moved`);
+    assert.equal(moved.status, 302);
+    assert.equal(moved.ok, false);
+    assert.equal(moved.headers.get('location'), '/elsewhere');
+    assert.equal(await moved.text(), 'moved');
+    await assert.rejects(client.fetch('ftp://127.0.0.1/x'), /unsupported protocol ftp:/);
+    await assert.rejects(client.fetch(`${server.url}/x`, { method: 'POST', body: new Uint8Array([1]) }), /only string bodies/);
+  });
+});
