@@ -30,11 +30,16 @@ export function keepAliveFetch(options: { connections?: number } = {}): { fetch:
     const body = init?.body;
     if (body !== undefined && body !== null && typeof body !== 'string') throw new TypeError('only string bodies are sent to upstreams');
     const method = init?.method ?? 'GET';
+    const headers = plainHeaders(init?.headers);
+    // Credentials in the URL are sent as HTTP Basic, as node:http does (unless the request has its own).
+    if ((url.username !== '' || url.password !== '') && headers.authorization === undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`).toString('base64')}`;
+    }
     const res = await agent.request({
       origin: url.origin,
       path: url.pathname + url.search,
       method: method as 'GET',
-      headers: plainHeaders(init?.headers),
+      headers,
       body: body ?? null,
       signal: init?.signal ?? null,
     });

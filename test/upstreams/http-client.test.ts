@@ -60,6 +60,27 @@ describe('upstream HTTP client', () => {
     assert.ok(new Set(seen.map((s) => s.port)).size <= 2, `${new Set(seen.map((s) => s.port)).size} connections for 20 requests`);
   });
 
+  test('credentials in the URL are sent as HTTP Basic, unless the request has its own authorization', async (t) => {
+    const seen: Array<string | undefined> = [];
+    const server = await serve((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(204);
+      res.end();
+    });
+    const client = keepAliveFetch();
+    t.after(async () => {
+      client.close();
+      await server.close();
+    });
+    const withUser = new URL(server.url);
+    withUser.username = 'gate%20house';
+    withUser.password = 'p%3Ass';
+    await client.fetch(`${withUser.href}mcp`);
+    await client.fetch(`${withUser.href}mcp`, { headers: { Authorization: 'Bearer t' } });
+    await client.fetch(`${server.url}/mcp`);
+    assert.deepEqual(seen, [`Basic ${Buffer.from('gate house:p:ss').toString('base64')}`, 'Bearer t', undefined]);
+  });
+
   test('an event stream is handed over as it arrives', async (t) => {
     let push: ((text: string) => void) | undefined;
     const server = await serve((_req, res) => {
