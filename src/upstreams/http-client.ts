@@ -18,10 +18,10 @@ export function keepAliveFetch(options: { connections?: number } = {}): { fetch:
   const agent = new Agent({
     connections: options.connections ?? 256,
     // The SDK bounds each request (its timeout, and the signal it passes); a stream of server
-    // events may stay quiet for as long as the upstream likes.
+    // events may stay quiet for as long as the upstream likes. Idle connections are kept for as
+    // long as the upstream's Keep-Alive header says, else 4 s (servers commonly close at 5 s).
     headersTimeout: 0,
     bodyTimeout: 0,
-    keepAliveTimeout: 30_000,
   });
 
   const fetch: Fetch = async (input, init) => {
