@@ -3,7 +3,8 @@ import { getEventListeners, once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
-import { keepAliveFetch } from '../../src/upstreams/http-client.js';
+import { PassThrough } from 'node:stream';
+import { keepAliveFetch, webStream } from '../../src/upstreams/http-client.js';
 
 /** The HTTP client under the upstream transports, against a local server. */
 describe('upstream HTTP client', () => {
@@ -101,6 +102,42 @@ describe('upstream HTTP client', () => {
     push!('data: two\n\n');
     assert.equal(decoder.decode((await reader.read()).value), 'data: two\n\n');
     await reader.cancel();
+  });
+
+  test('an event stream pauses its source while the reader is behind, and cancelling it destroys the source', async () => {
+    const source = new PassThrough();
+    const stream = webStream(source);
+    for (let i = 0; i < 50; i++) source.write(Buffer.from(`data: ${i}\n\n`));
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    assert.equal(source.isPaused(), true, 'the source is paused while nobody reads');
+    const reader = stream.getReader();
+    const decoder = new TextDecoder();
+    let text = '';
+    for (let i = 0; i < 50; i++) text += decoder.decode((await reader.read()).value);
+    assert.equal(text, Array.from({ length: 50 }, (_, i) => `data: ${i}\n\n`).join(''));
+    source.end();
+    assert.equal((await reader.read()).done, true);
+
+    const other = new PassThrough();
+    const cancelled = webStream(other).getReader();
+    await cancelled.cancel(new Error('the reader went away'));
+    assert.equal(other.destroyed, true);
+  });
+
+  test('an event stream answering an error is read whole by text()', async (t) => {
+    const server = await serve((_req, res) => {
+      res.writeHead(503, { 'content-type': 'text/event-stream' });
+      res.end('upstream is overloaded');
+    });
+    const client = keepAliveFetch();
+    t.after(async () => {
+      client.close();
+      await server.close();
+    });
+    const res = await client.fetch(`${server.url}/mcp`, { method: 'POST', body: '{}' });
+    assert.equal(res.ok, false);
+    assert.equal(res.status, 503);
+    assert.equal(await res.text(), 'upstream is overloaded');
   });
 
   test('a long-lived signal: no listener stays behind a finished request, and aborting it ends an open stream', async (t) => {
