@@ -1,6 +1,6 @@
 import http from 'node:http';
-import { Readable } from 'node:stream';
 import { Agent } from 'undici';
+import { eventStreamStart, webStream, wholeStreamMessages } from './event-stream.js';
 
 /**
  * The HTTP client under the SDK's upstream transports: a `fetch` built on undici's dispatcher API
@@ -48,9 +48,14 @@ export function keepAliveFetch(options: { connections?: number } = {}): { fetch:
       await res.body.dump();
       return responseOf(url, status, res.headers, null);
     }
-    // Event streams are handed over as they arrive; anything else is read whole (it is small).
+    // Event streams are handed over as they arrive (see event-stream.ts for those that have ended
+    // when they are looked at); anything else is read whole (it is small).
     if (headerValue(res.headers, 'content-type')?.includes('text/event-stream')) {
-      return responseOf(url, status, res.headers, webStream(res.body));
+      const start = await eventStreamStart(res.body);
+      if (!start.ended) return responseOf(url, status, res.headers, start.stream);
+      const messages = status >= 200 && status < 300 ? wholeStreamMessages(start.chunks) : undefined;
+      if (messages) return responseOf(url, status, { ...res.headers, 'content-type': 'application/json' }, null, messages);
+      return responseOf(url, status, res.headers, webStream(null, start.chunks));
     }
     return responseOf(url, status, res.headers, Buffer.from(await res.body.arrayBuffer()));
   };
@@ -94,39 +99,6 @@ function toHeaders(headers: ResponseHeaders): Headers {
   return out;
 }
 
-/**
- * An event stream as a web stream, chunk for chunk, pausing the socket while the reader is behind.
- * Node's Readable.toWeb does the same through a more general adapter that costs about 60 µs more
- * per answer, and most upstreams answer every request with an event stream.
- */
-export function webStream(source: Readable): ReadableStream<Uint8Array> {
-  return new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        source.on('data', (chunk: Buffer) => {
-          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-          if ((controller.desiredSize ?? 1) <= 0) source.pause();
-        });
-        source.once('end', () => {
-          try {
-            controller.close();
-          } catch {
-            // Cancelled by the reader already.
-          }
-        });
-        source.once('error', (err) => controller.error(err));
-      },
-      pull() {
-        source.resume();
-      },
-      cancel(reason) {
-        source.destroy(reason instanceof Error ? reason : undefined);
-      },
-    },
-    { highWaterMark: 16 },
-  );
-}
-
 async function readAll(stream: ReadableStream<Uint8Array>): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of stream) chunks.push(chunk);
@@ -135,12 +107,26 @@ async function readAll(stream: ReadableStream<Uint8Array>): Promise<Buffer> {
 
 /**
  * A response as the SDK's transports read it (status, ok, headers.get, body, json, text): a whole,
- * small answer (a Buffer) or an event stream. Building a WHATWG Response and its Headers for every
- * JSON-RPC answer costs more than the rest of forwarding it.
+ * small answer (a Buffer), an event stream, or JSON-RPC messages already parsed (`parsed`).
+ * Building a WHATWG Response and its Headers for every JSON-RPC answer costs more than the rest of
+ * forwarding it.
  */
-function responseOf(url: URL, status: number, headers: ResponseHeaders, body: Buffer | ReadableStream<Uint8Array> | null): Response {
+function responseOf(
+  url: URL,
+  status: number,
+  headers: ResponseHeaders,
+  body: Buffer | ReadableStream<Uint8Array> | null,
+  parsed?: unknown,
+): Response {
   const get = (name: string) => headerValue(headers, name);
-  const bytes = (): Promise<Buffer> => (body === null ? Promise.resolve(Buffer.alloc(0)) : Buffer.isBuffer(body) ? Promise.resolve(body) : readAll(body));
+  const bytes = (): Promise<Buffer> =>
+    parsed !== undefined
+      ? Promise.resolve(Buffer.from(JSON.stringify(parsed)))
+      : body === null
+        ? Promise.resolve(Buffer.alloc(0))
+        : Buffer.isBuffer(body)
+          ? Promise.resolve(body)
+          : readAll(body);
   const text = () => bytes().then((b) => b.toString('utf8'));
   const response = {
     url: url.toString(),
@@ -151,9 +137,9 @@ function responseOf(url: URL, status: number, headers: ResponseHeaders, body: Bu
     type: 'basic',
     bodyUsed: false,
     headers: { get, has: (name: string) => get(name) !== null, forEach: (fn: (v: string, k: string) => void) => toHeaders(headers).forEach(fn) },
-    body: Buffer.isBuffer(body) ? { cancel: () => Promise.resolve() } : body,
+    body: Buffer.isBuffer(body) || parsed !== undefined ? { cancel: () => Promise.resolve() } : body,
     text,
-    json: () => text().then((t) => JSON.parse(t) as unknown),
+    json: () => (parsed !== undefined ? Promise.resolve(parsed) : text().then((t) => JSON.parse(t) as unknown)),
     arrayBuffer: () => bytes().then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)),
   };
   return response as unknown as Response;

@@ -4,7 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { PassThrough } from 'node:stream';
-import { keepAliveFetch, webStream } from '../../src/upstreams/http-client.js';
+import { webStream } from '../../src/upstreams/event-stream.js';
+import { keepAliveFetch } from '../../src/upstreams/http-client.js';
 
 /** The HTTP client under the upstream transports, against a local server. */
 describe('upstream HTTP client', () => {
