@@ -26,8 +26,9 @@ export type EventStreamStart = { ended: true; chunks: Buffer[] } | { ended: fals
 /**
  * Reads `source` until it is clear how the SDK should get it: whole (it ended after a single result
  * response, which arrived first) or as a stream, starting with what was read (as soon as anything
- * else arrives: a notification, a request to the client, an error response, a reconnection hint;
- * or when it has not ended by the event loop's next check phase after its result). Nothing waits
+ * else arrives: a notification, a request to the client, an error response, a reconnection hint,
+ * a comment; past 256 KiB; or when it has not ended by the event loop's next check phase after its
+ * result). Nothing waits
  * for this that would not wait anyway: until an event arrives the SDK has nothing to read.
  */
 export function eventStreamStart(source: Readable): Promise<EventStreamStart> {
