@@ -1,28 +1,13 @@
 import assert from 'node:assert/strict';
-import { getEventListeners, once } from 'node:events';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { getEventListeners } from 'node:events';
+import type http from 'node:http';
 import { describe, test } from 'node:test';
 import { PassThrough } from 'node:stream';
 import { webStream } from '../../src/upstreams/event-stream.js';
-import { keepAliveFetch } from '../../src/upstreams/http-client.js';
+import { httpUpstream } from './support.js';
 
 /** The HTTP client under the upstream transports, against a local server. */
 describe('upstream HTTP client', () => {
-  async function serve(handler: http.RequestListener): Promise<{ url: string; close: () => Promise<void> }> {
-    const server = http.createServer(handler);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    return {
-      url: `http://127.0.0.1:${port}`,
-      close: () => {
-        server.closeAllConnections();
-        return new Promise((resolve) => server.close(() => resolve()));
-      },
-    };
-  }
-
   async function body(req: http.IncomingMessage): Promise<string> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -31,18 +16,13 @@ describe('upstream HTTP client', () => {
 
   test('sends method, headers and body; reads status, headers and JSON; keeps connections alive', async (t) => {
     const seen: Array<{ method: string | undefined; headers: http.IncomingHttpHeaders; body: string; port: number | undefined }> = [];
-    const server = await serve(async (req, res) => {
+    const server = await httpUpstream(t, async (req, res) => {
       seen.push({ method: req.method, headers: req.headers, body: await body(req), port: req.socket.remotePort });
       res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 's-1' });
       res.end(JSON.stringify({ ok: seen.length }));
     });
-    const client = keepAliveFetch();
-    t.after(async () => {
-      client.close();
-      await server.close();
-    });
     for (const headers of [new Headers({ 'Content-Type': 'application/json', 'X-Extra': 'a' }), { 'Content-Type': 'application/json', 'X-Extra': 'a' }]) {
-      const res = await client.fetch(new URL(`${server.url}/mcp?x=1`), { method: 'POST', headers, body: '{"a":1}' });
+      const res = await server.fetch(new URL(`${server.url}/mcp?x=1`), { method: 'POST', headers, body: '{"a":1}' });
       assert.equal(res.status, 200);
       assert.equal(res.ok, true);
       assert.equal(res.headers.get('Mcp-Session-Id'), 's-1');
@@ -58,44 +38,34 @@ describe('upstream HTTP client', () => {
     }
     // Sequential requests share kept-alive connections (undici checks an idle one in the next
     // turn of the event loop, so a request sent at once may open a second one): not one each.
-    for (let i = 0; i < 18; i++) await (await client.fetch(`${server.url}/mcp`, { method: 'POST', body: '{}' })).json();
+    for (let i = 0; i < 18; i++) await (await server.fetch(`${server.url}/mcp`, { method: 'POST', body: '{}' })).json();
     assert.ok(new Set(seen.map((s) => s.port)).size <= 2, `${new Set(seen.map((s) => s.port)).size} connections for 20 requests`);
   });
 
   test('credentials in the URL are sent as HTTP Basic, unless the request has its own authorization', async (t) => {
     const seen: Array<string | undefined> = [];
-    const server = await serve((req, res) => {
+    const server = await httpUpstream(t, (req, res) => {
       seen.push(req.headers.authorization);
       res.writeHead(204);
       res.end();
     });
-    const client = keepAliveFetch();
-    t.after(async () => {
-      client.close();
-      await server.close();
-    });
     const withUser = new URL(server.url);
     withUser.username = 'gate%20house';
     withUser.password = 'p%3Ass';
-    await client.fetch(`${withUser.href}mcp`);
-    await client.fetch(`${withUser.href}mcp`, { headers: { Authorization: 'Bearer t' } });
-    await client.fetch(`${server.url}/mcp`);
+    await server.fetch(`${withUser.href}mcp`);
+    await server.fetch(`${withUser.href}mcp`, { headers: { Authorization: 'Bearer t' } });
+    await server.fetch(`${server.url}/mcp`);
     assert.deepEqual(seen, [`Basic ${Buffer.from('gate house:p:ss').toString('base64')}`, 'Bearer t', undefined]);
   });
 
   test('an event stream is handed over as it arrives', async (t) => {
     let push: ((text: string) => void) | undefined;
-    const server = await serve((_req, res) => {
+    const server = await httpUpstream(t, (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.write('data: one\n\n');
       push = (text) => res.write(text);
     });
-    const client = keepAliveFetch();
-    t.after(async () => {
-      client.close();
-      await server.close();
-    });
-    const res = await client.fetch(`${server.url}/mcp`, { method: 'GET', headers: { accept: 'text/event-stream' } });
+    const res = await server.fetch(`${server.url}/mcp`, { method: 'GET', headers: { accept: 'text/event-stream' } });
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const reader = res.body!.getReader();
     const decoder = new TextDecoder();
@@ -126,23 +96,18 @@ describe('upstream HTTP client', () => {
   });
 
   test('an event stream answering an error is read whole by text()', async (t) => {
-    const server = await serve((_req, res) => {
+    const server = await httpUpstream(t, (_req, res) => {
       res.writeHead(503, { 'content-type': 'text/event-stream' });
       res.end('upstream is overloaded');
     });
-    const client = keepAliveFetch();
-    t.after(async () => {
-      client.close();
-      await server.close();
-    });
-    const res = await client.fetch(`${server.url}/mcp`, { method: 'POST', body: '{}' });
+    const res = await server.fetch(`${server.url}/mcp`, { method: 'POST', body: '{}' });
     assert.equal(res.ok, false);
     assert.equal(res.status, 503);
     assert.equal(await res.text(), 'upstream is overloaded');
   });
 
   test('a long-lived signal: no listener stays behind a finished request, and aborting it ends an open stream', async (t) => {
-    const server = await serve((req, res) => {
+    const server = await httpUpstream(t, (req, res) => {
       if (req.url === '/stream') {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write(': open\n\n');
@@ -151,16 +116,11 @@ describe('upstream HTTP client', () => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end('{}');
     });
-    const client = keepAliveFetch();
-    t.after(async () => {
-      client.close();
-      await server.close();
-    });
     const controller = new AbortController();
-    for (let i = 0; i < 20; i++) await (await client.fetch(`${server.url}/json`, { method: 'POST', body: '{}', signal: controller.signal })).json();
+    for (let i = 0; i < 20; i++) await (await server.fetch(`${server.url}/json`, { method: 'POST', body: '{}', signal: controller.signal })).json();
     // At most the last request's, which goes when its body's stream closes: they do not pile up.
     assert.ok(getEventListeners(controller.signal, 'abort').length <= 1);
-    const stream = await client.fetch(`${server.url}/stream`, { signal: controller.signal });
+    const stream = await server.fetch(`${server.url}/stream`, { signal: controller.signal });
     const reader = stream.body!.getReader();
     await reader.read();
     controller.abort(new Error('closing'));
@@ -170,7 +130,7 @@ describe('upstream HTTP client', () => {
   });
 
   test('no body for 204 and HEAD; redirects are returned, not followed; only http(s) and string bodies', async (t) => {
-    const server = await serve((req, res) => {
+    const server = await httpUpstream(t, (req, res) => {
       if (req.url === '/moved') {
         res.writeHead(302, { location: '/elsewhere' });
         res.end('moved');
@@ -179,24 +139,19 @@ describe('upstream HTTP client', () => {
       res.writeHead(req.method === 'HEAD' ? 200 : 204);
       res.end();
     });
-    const client = keepAliveFetch();
-    t.after(async () => {
-      client.close();
-      await server.close();
-    });
-    const empty = await client.fetch(`${server.url}/nothing`, { method: 'DELETE' });
+    const empty = await server.fetch(`${server.url}/nothing`, { method: 'DELETE' });
     assert.equal(empty.status, 204);
     assert.equal(empty.body, null);
     assert.equal(await empty.text(), '');
-    const head = await client.fetch(`${server.url}/nothing`, { method: 'HEAD' });
+    const head = await server.fetch(`${server.url}/nothing`, { method: 'HEAD' });
     assert.equal(head.status, 200);
     assert.equal(head.body, null);
-    const moved = await client.fetch(`${server.url}/moved`);
+    const moved = await server.fetch(`${server.url}/moved`);
     assert.equal(moved.status, 302);
     assert.equal(moved.ok, false);
     assert.equal(moved.headers.get('location'), '/elsewhere');
     assert.equal(await moved.text(), 'moved');
-    await assert.rejects(client.fetch('ftp://127.0.0.1/x'), /unsupported protocol ftp:/);
-    await assert.rejects(client.fetch(`${server.url}/x`, { method: 'POST', body: new Uint8Array([1]) }), /only string bodies/);
+    await assert.rejects(server.fetch('ftp://127.0.0.1/x'), /unsupported protocol ftp:/);
+    await assert.rejects(server.fetch(`${server.url}/x`, { method: 'POST', body: new Uint8Array([1]) }), /only string bodies/);
   });
 });

@@ -1,4 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { TestContext } from 'node:test';
+import { keepAliveFetch, type Fetch } from '../../src/upstreams/http-client.js';
 import { ConsentBrowser, location, readForm } from '../helpers/browser.js';
 import { createKey } from '../helpers/oauth.js';
 import { rpc } from '../helpers/mcp.js';
@@ -69,4 +74,18 @@ export async function registerAtUpstream(
   });
   assert.equal(res.status, 201, await res.clone().text());
   return (await res.json()) as { client_id: string; client_secret?: string };
+}
+
+/** A local HTTP server and the gateway's upstream HTTP client, both closed when the test ends. */
+export async function httpUpstream(t: TestContext, handler: http.RequestListener): Promise<{ url: string; fetch: Fetch }> {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const client = keepAliveFetch();
+  t.after(async () => {
+    client.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, fetch: client.fetch };
 }
