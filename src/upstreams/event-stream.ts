@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
-import { isJSONRPCResultResponse, JSONRPCMessageSchema, type JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
-import { createParser, type EventSourceMessage } from 'eventsource-parser';
+import { isJSONRPCResultResponse, type JSONRPCResultResponse } from '@modelcontextprotocol/sdk/types.js';
+import { createParser } from 'eventsource-parser';
 
 /**
  * Upstream answers that are event streams (`text/event-stream`), as the SDK's Streamable HTTP
@@ -20,22 +20,29 @@ import { createParser, type EventSourceMessage } from 'eventsource-parser';
 /** Past this many bytes without a decision, the stream goes to the SDK as it is. */
 const MAX_HELD = 256 * 1024;
 
-/** What the start of an answer's body turned out to be. */
-export type EventStreamStart = { ended: true; chunks: Buffer[] } | { ended: false; stream: ReadableStream<Uint8Array> };
+/** How an answer's body goes to the SDK: its one result, or the stream it is. */
+export type EventStreamAnswer = { result: JSONRPCResultResponse } | { stream: ReadableStream<Uint8Array> };
 
 /**
- * Reads `source` until it is clear how the SDK should get it: whole (it ended after a single result
- * response, which arrived first) or as a stream, starting with what was read (as soon as anything
- * else arrives: a notification, a request to the client, an error response, a reconnection hint,
- * a comment; past 256 KiB; or when it has not ended by the event loop's next check phase after its
- * result). Nothing waits
- * for this that would not wait anyway: until an event arrives the SDK has nothing to read.
+ * Reads `source` until it is clear how the SDK should get it: its result alone (the stream ended
+ * after a single result response, its first event with data) or as a stream, starting with what
+ * was read (as soon as anything else arrives: a notification, a request to the client, an error
+ * response, data that is not JSON, an event of another type, a reconnection hint, a comment; past
+ * 256 KiB; when it has not ended by the event loop's next check phase after its result; when it
+ * ends without one). Nothing waits for this that would not wait anyway: until an event arrives the
+ * SDK has nothing to read.
+ *
+ * The SDK (client/streamableHttp.js, `_handleSseStream`) decodes the bytes as UTF-8, parses events
+ * with eventsource-parser, skips events without data, takes `message` events (or events without a
+ * type) and parses their data as JSON-RPC messages, reporting those that do not parse; a `retry`
+ * field changes its reconnection delay. From a stream that passes these checks it reads the result
+ * and nothing else.
  */
-export function eventStreamStart(source: Readable): Promise<EventStreamStart> {
+export function eventStreamAnswer(source: Readable): Promise<EventStreamAnswer> {
   return new Promise((resolve) => {
     const chunks: Buffer[] = [];
     const decoder = new TextDecoder();
-    let result = false;
+    let result: JSONRPCResultResponse | undefined;
     let other = false;
     let settled = false;
     const parser = createParser({
@@ -52,7 +59,7 @@ export function eventStreamStart(source: Readable): Promise<EventStreamStart> {
           other = true;
           return;
         }
-        if (isJSONRPCResultResponse(value)) result = true;
+        if (isJSONRPCResultResponse(value)) result = value;
         else other = true;
       },
       onRetry: () => {
@@ -66,19 +73,19 @@ export function eventStreamStart(source: Readable): Promise<EventStreamStart> {
       },
     });
     let buffered = 0;
-    const settle = (start: EventStreamStart) => {
+    const settle = (answer: EventStreamAnswer) => {
       if (settled) return;
       settled = true;
       source.off('data', onData);
       source.off('end', onEnd);
       source.off('error', onError);
-      resolve(start);
+      resolve(answer);
     };
     // Paused until the web stream's reader pulls; its listeners are attached at once.
     const handOver = () => {
       if (settled) return;
       source.pause();
-      settle({ ended: false, stream: webStream(source, chunks) });
+      settle({ stream: webStream(source, chunks) });
     };
     const onData = (chunk: Buffer) => {
       chunks.push(chunk);
@@ -87,8 +94,8 @@ export function eventStreamStart(source: Readable): Promise<EventStreamStart> {
       if (other || buffered > MAX_HELD) handOver();
       else if (result) setImmediate(handOver);
     };
-    const onEnd = () => settle({ ended: true, chunks });
-    const onError = (err: Error) => settle({ ended: false, stream: webStream(null, chunks, err) });
+    const onEnd = () => settle(result ? { result } : { stream: webStream(null, chunks) });
+    const onError = (err: Error) => settle({ stream: webStream(null, chunks, err) });
     source.on('data', onData);
     source.once('end', onEnd);
     source.once('error', onError);
@@ -132,49 +139,4 @@ export function webStream(source: Readable | null, initial: Buffer[] = [], error
     },
     { highWaterMark: 16 },
   );
-}
-
-/**
- * The JSON-RPC messages of a whole event stream, when the SDK would read exactly these from it
- * and nothing else would follow; undefined when the stream must go to the SDK as it is.
- *
- * The SDK (client/streamableHttp.js, `_handleSseStream`) decodes the bytes as UTF-8, parses events
- * with eventsource-parser, skips events without data, takes `message` events (or events without a
- * type) and parses their data as JSON-RPC messages, reporting those that do not parse; a `retry`
- * field changes its reconnection delay, and a stream with an event id but no result response
- * makes it reconnect.
- */
-export function wholeStreamMessages(chunks: Buffer[]): JSONRPCMessage[] | undefined {
-  const events: EventSourceMessage[] = [];
-  let unusual = false;
-  const parser = createParser({
-    onEvent: (event) => events.push(event),
-    onRetry: () => {
-      unusual = true;
-    },
-    onError: () => {
-      unusual = true;
-    },
-  });
-  parser.feed(new TextDecoder().decode(Buffer.concat(chunks)));
-  if (unusual) return undefined;
-  const messages: JSONRPCMessage[] = [];
-  let hasId = false;
-  let hasResult = false;
-  for (const event of events) {
-    if (event.id) hasId = true;
-    if (!event.data) continue;
-    if (event.event && event.event !== 'message') return undefined;
-    let value: unknown;
-    try {
-      value = JSON.parse(event.data);
-    } catch {
-      return undefined;
-    }
-    if (!JSONRPCMessageSchema.safeParse(value).success) return undefined;
-    if (isJSONRPCResultResponse(value)) hasResult = true;
-    messages.push(value as JSONRPCMessage);
-  }
-  if (messages.length === 0 || (hasId && !hasResult)) return undefined;
-  return messages;
 }

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { Agent } from 'undici';
-import { eventStreamStart, webStream, wholeStreamMessages } from './event-stream.js';
+import { eventStreamAnswer, webStream } from './event-stream.js';
 
 /**
  * The HTTP client under the SDK's upstream transports: a `fetch` built on undici's dispatcher API
@@ -48,14 +48,13 @@ export function keepAliveFetch(options: { connections?: number } = {}): { fetch:
       await res.body.dump();
       return responseOf(url, status, res.headers, null);
     }
-    // Event streams are handed over as they arrive (see event-stream.ts for those that have ended
-    // when they are looked at); anything else is read whole (it is small).
+    // Event streams are handed over as they arrive, except one holding only its result, which
+    // goes as JSON (event-stream.ts); anything else is read whole (it is small).
     if (headerValue(res.headers, 'content-type')?.includes('text/event-stream')) {
-      const start = await eventStreamStart(res.body);
-      if (!start.ended) return responseOf(url, status, res.headers, start.stream);
-      const messages = status >= 200 && status < 300 ? wholeStreamMessages(start.chunks) : undefined;
-      if (messages) return responseOf(url, status, { ...res.headers, 'content-type': 'application/json' }, null, messages);
-      return responseOf(url, status, res.headers, webStream(null, start.chunks));
+      if (status < 200 || status >= 300) return responseOf(url, status, res.headers, webStream(res.body));
+      const answer = await eventStreamAnswer(res.body);
+      if ('stream' in answer) return responseOf(url, status, res.headers, answer.stream);
+      return responseOf(url, status, { ...res.headers, 'content-type': 'application/json' }, null, answer.result);
     }
     return responseOf(url, status, res.headers, Buffer.from(await res.body.arrayBuffer()));
   };

@@ -1,16 +1,15 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { describe, test } from 'node:test';
+import type http from 'node:http';
+import { PassThrough } from 'node:stream';
+import { describe, test, type TestContext } from 'node:test';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolResultSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
-import { wholeStreamMessages } from '../../src/upstreams/event-stream.js';
-import { keepAliveFetch } from '../../src/upstreams/http-client.js';
+import { eventStreamAnswer } from '../../src/upstreams/event-stream.js';
+import { httpUpstream } from './support.js';
 
 /**
  * Upstream answers that are event streams: one that holds only its result and ends reaches the SDK
@@ -21,24 +20,13 @@ describe('upstream event-stream answers', () => {
   const PROGRESS = { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 't', progress: 1 } };
 
   /** A server whose answer is written by `write` (an event-stream response, already started). */
-  async function serve(write: (res: http.ServerResponse) => void) {
-    const server = http.createServer((_req, res) => {
+  async function serve(t: TestContext, write: (res: http.ServerResponse) => void) {
+    const server = await httpUpstream(t, (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 's-1' });
       res.flushHeaders();
       write(res);
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const client = keepAliveFetch();
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
-    return {
-      fetch: () => client.fetch(url, { method: 'POST', body: '{}' }),
-      close: () => {
-        client.close();
-        server.closeAllConnections();
-        server.close();
-      },
-    };
+    return { fetch: () => server.fetch(`${server.url}/mcp`, { method: 'POST', body: '{}' }) };
   }
 
   async function events(res: Response): Promise<string> {
@@ -51,24 +39,22 @@ describe('upstream event-stream answers', () => {
   const event = (message: unknown, extra = '') => `${extra}event: message\ndata: ${JSON.stringify(message)}\n\n`;
 
   test('a stream holding only its result (after a priming event) reaches the SDK as JSON, headers kept', async (t) => {
-    const server = await serve((res) => {
+    const server = await serve(t, (res) => {
       res.write('id: e-0\ndata:\n\n');
       setImmediate(() => res.end(event(RESULT, 'id: e-1\n')));
     });
-    t.after(server.close);
     const res = await server.fetch();
     assert.equal(res.headers.get('content-type'), 'application/json');
     assert.equal(res.headers.get('mcp-session-id'), 's-1');
-    assert.deepEqual(await res.json(), [RESULT]);
+    assert.deepEqual(await res.json(), RESULT);
   });
 
   test('progress before the result: the stream as it arrives, the progress before the result exists', async (t) => {
     let finish: (() => void) | undefined;
-    const server = await serve((res) => {
+    const server = await serve(t, (res) => {
       res.write(event(PROGRESS));
       finish = () => res.end(event(RESULT));
     });
-    t.after(server.close);
     const res = await server.fetch();
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     const reader = res.body!.getReader();
@@ -91,12 +77,11 @@ describe('upstream event-stream answers', () => {
     ];
     for (const c of cases) {
       let response: http.ServerResponse | undefined;
-      const server = await serve((res) => {
+      const server = await serve(t, (res) => {
         response = res;
         c.write(res);
       });
-      t.after(server.close);
-      const res = await server.fetch();
+        const res = await server.fetch();
       assert.equal(res.headers.get('content-type'), 'text/event-stream', c.name);
       const reader = res.body!.getReader();
       assert.equal(new TextDecoder().decode((await reader.read()).value), c.expected, c.name);
@@ -106,30 +91,37 @@ describe('upstream event-stream answers', () => {
   });
 
   test('an answer that breaks before its first event is a stream that fails', async (t) => {
-    const server = await serve((res) => {
+    const server = await serve(t, (res) => {
       res.write('id: e-0\ndata:\n\n');
       setImmediate(() => res.destroy());
     });
-    t.after(server.close);
     const res = await server.fetch();
     assert.equal(res.headers.get('content-type'), 'text/event-stream');
     await assert.rejects(events(res));
   });
 
-  test('whole streams the SDK would read differently stay streams', () => {
-    const whole = (text: string) => wholeStreamMessages([Buffer.from(text)]);
-    assert.deepEqual(whole(event(RESULT)), [RESULT]);
-    assert.deepEqual(whole(`${event(PROGRESS)}${event(RESULT)}`), [PROGRESS, RESULT]);
-    assert.equal(whole('event: message\ndata: {not json\n\n'), undefined, 'data that is not JSON is reported by the SDK');
-    assert.equal(whole(`event: other\ndata: ${JSON.stringify(RESULT)}\n\n`), undefined, 'events of another type are skipped by the SDK');
-    assert.equal(whole(`event: message\ndata: ${JSON.stringify({ hello: 1 })}\n\n`), undefined, 'not a JSON-RPC message');
-    assert.equal(whole(`id: 1\n${event(PROGRESS)}`), undefined, 'an event id without a result makes the SDK reconnect');
-    assert.equal(whole(`retry: 5\n${event(RESULT)}`), undefined, 'a retry hint changes the SDK');
-    assert.equal(whole(': only a comment\n\n'), undefined);
+  test('only a stream that the SDK would read as its result and nothing else becomes the result', async () => {
+    const answer = async (text: string) => {
+      const source = new PassThrough();
+      const pending = eventStreamAnswer(source);
+      source.end(text);
+      const got = await pending;
+      return 'result' in got ? got.result : 'stream';
+    };
+    assert.deepEqual(await answer(event(RESULT)), RESULT);
+    assert.deepEqual(await answer(`id: 1\ndata:\n\n: \n${event(RESULT, 'id: 2\n')}`), 'stream', 'a comment');
+    assert.deepEqual(await answer(`id: 1\ndata:\n\n${event(RESULT, 'id: 2\n')}`), RESULT, 'after a priming event');
+    assert.equal(await answer(`${event(PROGRESS)}${event(RESULT)}`), 'stream', 'a notification first');
+    assert.equal(await answer(`${event(RESULT)}${event(PROGRESS)}`), 'stream', 'something after the result');
+    assert.equal(await answer('event: message\ndata: {not json\n\n'), 'stream', 'data that is not JSON is reported by the SDK');
+    assert.equal(await answer(`event: other\ndata: ${JSON.stringify(RESULT)}\n\n`), 'stream', 'events of another type are skipped by the SDK');
+    assert.equal(await answer(`event: message\ndata: ${JSON.stringify({ hello: 1 })}\n\n`), 'stream', 'not a JSON-RPC message');
+    assert.equal(await answer(`retry: 5\n${event(RESULT)}`), 'stream', 'a retry hint changes the SDK');
+    assert.equal(await answer('id: 1\ndata:\n\n'), 'stream', 'no result');
   });
 
   test('the SDK client over it: results, and progress that arrives before its result', async (t) => {
-    const server = http.createServer(async (req, res) => {
+    const server = await httpUpstream(t, async (req, res) => {
       const chunks: Buffer[] = [];
       for await (const c of req) chunks.push(c as Buffer);
       const mcp = new McpServer({ name: 'sse', version: '1.0.0' });
@@ -145,17 +137,9 @@ describe('upstream event-stream answers', () => {
       await mcp.connect(transport);
       await transport.handleRequest(req, res, chunks.length ? JSON.parse(Buffer.concat(chunks).toString()) : undefined);
     });
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const http$ = keepAliveFetch();
     const client = new Client({ name: 'test', version: '1.0.0' });
-    t.after(async () => {
-      await client.close();
-      http$.close();
-      server.closeAllConnections();
-      server.close();
-    });
-    await client.connect(new StreamableHTTPClientTransport(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`), { fetch: http$.fetch }));
+    t.after(() => client.close());
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { fetch: server.fetch }));
     const results = await Promise.all(Array.from({ length: 20 }, (_, i) => client.callTool({ name: 'echo', arguments: { text: `call ${i}` } })));
     assert.deepEqual(
       results.map((r) => (r.content as Array<{ text: string }>)[0]!.text),
